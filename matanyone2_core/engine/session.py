@@ -1,0 +1,5 @@
+"""Streaming session (being written)."""
+
+
+class MattingSession:
+    pass

@@ -1,0 +1,5 @@
+"""Whole-clip matting (being written)."""
+
+
+def matte_video(model, frames, first_mask, **kwargs):
+    raise NotImplementedError
