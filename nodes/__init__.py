@@ -1,0 +1,20 @@
+"""The ComfyUI face of MatAnyone 2: the node list of the extension (thin nodes over matanyone2_core)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .compositing import MA2Composite
+from .loaders import MA2LoadModel
+from .matting import MA2MatteVideo
+from .models import register_model_folder
+
+NODES: list[type[io.ComfyNode]] = [MA2LoadModel, MA2MatteVideo, MA2Composite]
+
+
+class MatAnyone2Extension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+register_model_folder()

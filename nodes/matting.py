@@ -1,0 +1,210 @@
+"""MA2MatteVideo: IMAGE batch + seed MASK(s) -> per-frame alpha MASK and foreground IMAGE."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+import torch
+from comfy_api.latest import io
+
+from ..matanyone2_core import matte_video
+from .models import MattingModel
+from .schema import advanced, schema
+from .types import MA2Model
+
+#: A mask frame whose largest value is at or below this counts as empty (no keyframe there). One 8-bit
+#: level, so that black frames of a slightly lossy mask video still read as empty.
+EMPTY_MASK_LEVEL = 1.0 / 255.0
+
+
+def _size(t: torch.Tensor) -> str:
+    return f"{t.shape[-2]}x{t.shape[-1]}" if t.ndim >= 2 else str(tuple(t.shape))
+
+
+def split_seed_masks(
+    mask: torch.Tensor, frames: int, height: int, width: int, anchor_frame: int
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """The anchor mask `[H,W]` and the keyframe masks `{index: [H,W]}` from a MASK input.
+
+    A single mask (`[H,W]` or `[1,H,W]`) belongs to frame `anchor_frame`. A batch of one mask per frame
+    (`[T,H,W]`) marks keyframes with its non-empty frames; the anchor frame must be one of them.
+    """
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be a MASK [H,W] or [B,H,W], got shape {tuple(mask.shape)}")
+    if tuple(mask.shape[-2:]) != (height, width):
+        raise ValueError(
+            f"mask is {_size(mask)} (HxW) but images are {height}x{width}; resize the mask to the frame size"
+        )
+    if not 0 <= anchor_frame < frames:
+        raise ValueError(
+            f"anchor_frame {anchor_frame} is out of range: images has {frames} frames (0..{frames - 1})"
+        )
+    mask = mask.detach().to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)
+    if mask.shape[0] == 1:
+        if float(mask.max()) <= EMPTY_MASK_LEVEL:
+            raise ValueError(f"mask is empty (all zero): nothing to matte at anchor_frame {anchor_frame}")
+        return mask[0], {}
+    if mask.shape[0] != frames:
+        raise ValueError(
+            f"mask batch has {mask.shape[0]} frames but images has {frames}: give one mask (anchor_frame) "
+            "or one mask per frame (empty frames are skipped, non-empty ones are keyframes)"
+        )
+    peaks = mask.flatten(1).amax(dim=1)
+    keyframes = [i for i in range(frames) if float(peaks[i]) > EMPTY_MASK_LEVEL]
+    if not keyframes:
+        raise ValueError(f"mask batch is empty: all {frames} frames are zero, so there is nothing to matte")
+    if anchor_frame not in keyframes:
+        raise ValueError(
+            f"anchor_frame {anchor_frame} has an empty mask in the mask batch; keyframes (non-empty) are "
+            f"{keyframes}: set anchor_frame to one of them"
+        )
+    return mask[anchor_frame], {i: mask[i] for i in keyframes if i != anchor_frame}
+
+
+class MA2MatteVideo(io.ComfyNode):
+    """Propagates a seed mask through a clip with MatAnyone 2, one frame at a time."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return schema(
+            node_id="MA2MatteVideo",
+            display_name="MatAnyone 2 Matte Video",
+            category="video/matting",
+            description=(
+                "Video matting with MatAnyone 2: from a mask of the subject on one frame (and optionally "
+                "correction masks on later frames) to a soft alpha matte for every frame. Frames are "
+                "processed one at a time; the clip may start before the anchor frame (matting then runs "
+                "backward from it as well)."
+            ),
+            search_aliases=[
+                "matanyone",
+                "video matting",
+                "remove background video",
+                "alpha",
+                "rotoscope",
+                "matte",
+                "green screen",
+                "keyframe mask",
+            ],
+            inputs=[
+                MA2Model.Input("model", tooltip="A MatAnyone 2 network from Load MatAnyone 2 Model."),
+                io.Image.Input(
+                    "images", tooltip="The video frames, an IMAGE batch [T,H,W,3] (e.g. from Load Video)."
+                ),
+                io.Mask.Input(
+                    "mask",
+                    tooltip="Subject mask (white = subject). One MASK [H,W]/[1,H,W] for anchor_frame, or "
+                    "a batch [T,H,W] with one mask per frame: non-empty frames are keyframes re-prompting "
+                    "the matting there, black frames are ignored. Same HxW as the images.",
+                ),
+                io.Int.Input(
+                    "anchor_frame",
+                    default=0,
+                    min=0,
+                    max=1_000_000,
+                    tooltip="Index of the frame the (first) mask belongs to. Frames before it are matted "
+                    "backward from it. With a mask batch this frame's mask must be non-empty.",
+                ),
+                io.Int.Input(
+                    "erode",
+                    default=10,
+                    min=0,
+                    max=100,
+                    tooltip="Erosion kernel (pixels) applied to the seed masks: removes a thin border of "
+                    "uncertain pixels. About 4 suits 512x288 clips, about 15 suits 1080p.",
+                ),
+                io.Int.Input(
+                    "dilate",
+                    default=10,
+                    min=0,
+                    max=100,
+                    tooltip="Dilation kernel (pixels) applied to the seed masks: grows them so fine edges "
+                    "(hair) are inside. Scale with the resolution like erode.",
+                ),
+                advanced(
+                    io.Int.Input,
+                    "warmup",
+                    default=10,
+                    min=0,
+                    max=100,
+                    tooltip="Refinement passes on the anchor frame before propagation; more give "
+                    "a cleaner first alpha at a small time cost.",
+                ),
+                advanced(
+                    io.Int.Input,
+                    "max_internal_size",
+                    default=-1,
+                    min=-1,
+                    max=8192,
+                    tooltip="Process frames whose shorter side exceeds this at this size (alpha scaled "
+                    "back to full size). -1 keeps full resolution. Lower it to save memory on large clips.",
+                ),
+                advanced(
+                    io.Boolean.Input,
+                    "long_term_memory",
+                    default=False,
+                    tooltip="Keep a compact long-term memory of old frames: bounded memory and better "
+                    "consistency on long clips (hundreds of frames).",
+                ),
+            ],
+            outputs=[
+                io.Mask.Output(
+                    display_name="alpha", tooltip="The alpha matte, a MASK [T,H,W] in 0..1 (1 = subject)."
+                ),
+                io.Image.Output(
+                    display_name="foreground",
+                    tooltip="Frames multiplied by alpha (premultiplied: subject on black) [T,H,W,3]; feed "
+                    "with alpha to MatAnyone 2 Composite for a new background.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model: MattingModel,
+        images: torch.Tensor,
+        mask: torch.Tensor,
+        anchor_frame: int = 0,
+        erode: int = 10,
+        dilate: int = 10,
+        warmup: int = 10,
+        max_internal_size: int = -1,
+        long_term_memory: bool = False,
+    ) -> io.NodeOutput:
+        if images.ndim != 4 or images.shape[-1] < 3 or images.shape[0] == 0:
+            raise ValueError(
+                f"images must be an IMAGE batch [T,H,W,3] with T >= 1, got shape {tuple(images.shape)}"
+            )
+        frames = images[..., :3].detach().to(device="cpu", dtype=torch.float32)
+        count, height, width = frames.shape[:3]
+        first_mask, keyframes = split_seed_masks(mask, count, height, width, anchor_frame)
+
+        bar = comfy.utils.ProgressBar(count)
+
+        def on_frame(done: int, total: int) -> None:
+            # The progress hook raises on a user interrupt; the explicit check covers runs without a hook.
+            bar.update_absolute(done, total)
+            mm.throw_exception_if_processing_interrupted()
+
+        try:
+            alpha = matte_video(
+                model.network(),
+                frames,
+                first_mask,
+                warmup=warmup,
+                erode=erode,
+                dilate=dilate,
+                max_internal_size=max_internal_size,
+                long_term=long_term_memory,
+                keyframes=keyframes or None,
+                anchor=anchor_frame,
+                progress=on_frame,
+            )
+        finally:
+            mm.soft_empty_cache()
+        foreground = frames * alpha.unsqueeze(-1)
+        out = mm.intermediate_device()
+        return io.NodeOutput(alpha.to(out), foreground.to(out))

@@ -1,0 +1,139 @@
+"""ComfyUI glue for MatAnyone 2 weights: the `models/matanyone` folder, download, loading and caching.
+
+A loaded network is wrapped in ComfyUI's `ModelPatcher`, so ComfyUI's model management decides when it
+sits on the compute device and when it is offloaded; `MattingModel.network()` brings it back on demand.
+Loaded networks are cached by file (path, size, mtime), precision and device, so a second run of a
+workflow does not read the weights from disk again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import folder_paths
+import torch
+
+from ..matanyone2_core import (
+    OFFICIAL_WEIGHTS_FILENAME,
+    OFFICIAL_WEIGHTS_URL,
+    download_official_weights,
+    load_matting_model,
+)
+
+log = logging.getLogger(__name__)
+
+FOLDER_NAME = "matanyone"
+WEIGHT_EXTENSIONS = {".pth", ".pt", ".safetensors"}
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEVICES = ["auto", "cpu"]
+_CACHE_SIZE = 2
+
+
+def register_model_folder() -> None:
+    """Register `models/matanyone` (extra_model_paths.yaml key `matanyone` adds more folders)."""
+    folder_paths.add_model_folder_path(FOLDER_NAME, os.path.join(folder_paths.models_dir, FOLDER_NAME))
+    paths, extensions = folder_paths.folder_names_and_paths[FOLDER_NAME]
+    folder_paths.folder_names_and_paths[FOLDER_NAME] = (paths, set(extensions) | WEIGHT_EXTENSIONS)
+
+
+def model_folders() -> list[str]:
+    return folder_paths.get_folder_paths(FOLDER_NAME)
+
+
+def weight_choices() -> list[str]:
+    """Files in the matanyone folders, plus the official file name (downloadable when missing)."""
+    names = list(folder_paths.get_filename_list(FOLDER_NAME))
+    if OFFICIAL_WEIGHTS_FILENAME not in names:
+        names.insert(0, OFFICIAL_WEIGHTS_FILENAME)
+    return names
+
+
+def find_weights(name: str) -> str | None:
+    return folder_paths.get_full_path(FOLDER_NAME, name)
+
+
+def resolve_weights(
+    name: str, download: bool, progress: Callable[[int, int | None], None] | None = None
+) -> str:
+    """The full path of weights file `name`, downloading the official file first when allowed."""
+    path = find_weights(name)
+    if path is not None:
+        return path
+    folders = model_folders()
+    if name != OFFICIAL_WEIGHTS_FILENAME:
+        raise FileNotFoundError(f"MatAnyone 2 weights '{name}' not found in {folders}")
+    if not download:
+        raise FileNotFoundError(
+            f"MatAnyone 2 weights '{name}' not found. Put the official file at "
+            f"{os.path.join(folders[0], name)} (download it from {OFFICIAL_WEIGHTS_URL}), "
+            "or enable download_if_missing on the MatAnyone 2 loader."
+        )
+    log.info("MatAnyone 2: downloading %s into %s", OFFICIAL_WEIGHTS_URL, folders[0])
+    return str(download_official_weights(folders[0], progress=progress))
+
+
+def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
+    """(load device, offload device) for a device choice."""
+    if choice == "cpu":
+        return torch.device("cpu"), torch.device("cpu")
+    if choice != "auto":
+        raise ValueError(f"device must be one of {DEVICES}, got {choice!r}")
+    load = mm.get_torch_device()
+    offload = torch.device("cpu") if load.type == "cpu" else mm.unet_offload_device()
+    return load, offload
+
+
+@dataclass(eq=False)
+class MattingModel:
+    """A MatAnyone 2 network owned by ComfyUI's model management (the MA2_MODEL socket value)."""
+
+    patcher: comfy.model_patcher.ModelPatcher
+    path: str
+    precision: str
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+    def network(self) -> torch.nn.Module:
+        """The network on its compute device, loading (or reloading after an offload) as needed."""
+        mm.load_models_gpu([self.patcher], force_full_load=True)
+        return self.patcher.model
+
+
+_cache: OrderedDict[tuple, MattingModel] = OrderedDict()
+_cache_lock = threading.Lock()
+load_count = 0  # number of weight files read from disk in this process (observable by tests and logs)
+
+
+def load_model(path: str, precision: str = "fp32", device: str = "auto") -> MattingModel:
+    """Load (or fetch from the cache) the network in `path` with the given precision and device."""
+    global load_count
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    load_device, offload_device = resolve_device(device)
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, precision, str(load_device))
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+        log.info("MatAnyone 2: loading matanyone weights from %s (%s, %s)", path, precision, load_device)
+        network = load_matting_model(path, device=offload_device, dtype=PRECISIONS[precision])
+        load_count += 1
+        patcher = comfy.model_patcher.ModelPatcher(
+            network, load_device=load_device, offload_device=offload_device
+        )
+        model = MattingModel(patcher=patcher, path=path, precision=precision)
+        _cache[key] = model
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return model
