@@ -49,7 +49,7 @@ def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
             fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
             state[key] = torch.randn(shape, generator=gen) * (1.0 / math.sqrt(fan_in))
     state["mask_decoder.pred_mat.bias"] = torch.full((1,), 0.5)
-    state["mask_decoder.pred_mat.weight"] = state["mask_decoder.pred_mat.weight"] * 0.05
+    state["mask_decoder.pred_mat.weight"] = state["mask_decoder.pred_mat.weight"] * 0.02
     return state
 
 
