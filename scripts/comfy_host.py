@@ -29,7 +29,8 @@ OUR_NODES = ("MA2LoadModel", "MA2MatteVideo", "MA2Composite")
 
 def comfyui_dir() -> Path | None:
     """The ComfyUI source tree: $COMFYUI_DIR, else $MA2_ENV_DIR/ComfyUI (both set by scripts/test.sh)."""
-    for candidate in (os.environ.get("COMFYUI_DIR"), os.environ.get("MA2_ENV_DIR") and f"{os.environ['MA2_ENV_DIR']}/ComfyUI"):
+    env_dir = os.environ.get("MA2_ENV_DIR")
+    for candidate in (os.environ.get("COMFYUI_DIR"), env_dir and f"{env_dir}/ComfyUI"):
         if candidate and (Path(candidate) / "main.py").is_file():
             return Path(candidate)
     return None
@@ -55,7 +56,7 @@ def prepare_base(base: Path, plugin_dir: Path = ROOT) -> Path:
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings = base / "user/default/comfy.settings.json"
     if not settings.exists():
-        settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+        settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False}))
     link = base / "custom_nodes" / PLUGIN_NAME
     if link.is_symlink() and link.resolve() != plugin_dir.resolve():
         link.unlink()
@@ -165,7 +166,11 @@ class ComfyServer:
         return response.json()["name"]
 
     def view(self, item: dict[str, Any]) -> bytes:
-        params = {"filename": item["filename"], "subfolder": item.get("subfolder", ""), "type": item.get("type", "output")}
+        params = {
+            "filename": item["filename"],
+            "subfolder": item.get("subfolder", ""),
+            "type": item.get("type", "output"),
+        }
         response = requests.get(f"{self.url}/view", params=params, timeout=60)
         response.raise_for_status()
         return response.content
@@ -238,7 +243,6 @@ class PromptRejected(RuntimeError):
 # UI workflow -> API graph --------------------------------------------------------------------------------
 
 _WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-_UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 
 
 def _is_widget(spec: Any) -> bool:
@@ -249,14 +253,15 @@ def _is_widget(spec: Any) -> bool:
 
 
 def _extra_widget_values(name: str, spec: Any) -> int:
-    """How many extra values the frontend stores after this widget's own value."""
+    """How many extra values the frontend stores right after this widget's own value.
+
+    A seed's "control after generate" follows it directly; an upload button's value is stored after all
+    other widgets, so it never shifts the inputs that the server knows.
+    """
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    extra = 0
     if options.get("control_after_generate") or (spec[0] == "INT" and name in ("seed", "noise_seed")):
-        extra += 1
-    if any(options.get(flag) for flag in _UPLOAD_FLAGS):
-        extra += 1
-    return extra
+        return 1
+    return 0
 
 
 def ui_to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
@@ -276,9 +281,7 @@ def ui_to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str
         specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
         order = info.get("input_order", {})
         names = list(order.get("required", [])) + list(order.get("optional", []))
-        linked = {
-            slot["name"]: links[slot["link"]] for slot in node.get("inputs", []) if slot.get("link") is not None
-        }
+        linked = {slot["name"]: links[slot["link"]] for slot in node.get("inputs", []) if slot.get("link") is not None}
         values = list(node.get("widgets_values") or [])
         if isinstance(node.get("widgets_values"), dict):
             raise ValueError(f"node {node['id']} stores widgets by name; not supported")

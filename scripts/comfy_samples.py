@@ -1,0 +1,90 @@
+"""Sample inputs for the example workflows: a synthetic clip written as ComfyUI input files.
+
+The clip comes from `matanyone2_core.synthetic.make_clip`, whose alpha is exact, so a workflow's output can
+be scored against ground truth. Videos are written losslessly (H.264 RGB, crf 0), so ComfyUI's Load Video
+decodes exactly the frames that were generated (after 8-bit quantisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+CLIP_FILE = "ma2_sample_clip.mp4"
+FIRST_MASK_FILE = "ma2_sample_first_mask.png"
+KEYFRAME_MASKS_FILE = "ma2_sample_keyframe_masks.mp4"
+FPS = 8
+
+
+@dataclass
+class SampleInputs:
+    """What was written, plus the tensors exactly as ComfyUI will read them back."""
+
+    frames: torch.Tensor  # [T,H,W,3] float32, 8-bit quantised
+    first_mask: torch.Tensor  # [H,W] float32, 8-bit quantised
+    keyframe_masks: torch.Tensor  # [T,H,W] float32: non-zero only on keyframes
+    keyframes: list[int]
+    alpha: torch.Tensor  # [T,H,W] exact ground truth
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def write_video(path: Path, frames_u8: np.ndarray, fps: int = FPS) -> None:
+    """Lossless H.264 RGB (libx264rgb, crf 0) mp4 from uint8 frames [T,H,W,3]."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=fps)
+        stream.width, stream.height = frames_u8.shape[2], frames_u8.shape[1]
+        stream.pix_fmt = "rgb24"
+        stream.options = {"crf": "0", "preset": "ultrafast"}
+        for frame in frames_u8:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def read_video(path: Path) -> torch.Tensor:
+    """Frames [T,H,W,3] float32 decoded the way ComfyUI's GetVideoComponents decodes them."""
+    with av.open(str(path)) as container:
+        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) / 255.0 for f in container.decode(video=0)]
+    return torch.stack(frames)
+
+
+def make_sample_clip(height: int, width: int, frames: int, seed: int = 0):
+    from matanyone2_core.synthetic import make_clip
+
+    return make_clip(height, width, frames, seed)
+
+
+def write_sample_inputs(input_dir: Path, height: int, width: int, frames: int, seed: int = 0) -> SampleInputs:
+    """Write the clip, its first-frame mask and a keyframe-mask video into ComfyUI's input folder."""
+    input_dir.mkdir(parents=True, exist_ok=True)
+    clip = make_sample_clip(height, width, frames, seed)
+    frames_u8 = to_uint8(clip.frames)
+    write_video(input_dir / CLIP_FILE, frames_u8)
+    first_u8 = to_uint8(clip.first_mask)
+    Image.fromarray(np.stack([first_u8] * 3, axis=-1)).save(input_dir / FIRST_MASK_FILE)
+
+    # Keyframe masks: frame 0 (the first mask) and one correction in the second half, taken from the
+    # exact alpha; every other frame black (= no keyframe there).
+    count = clip.frames.shape[0]
+    keyframes = [0, max(1, (2 * count) // 3)] if count > 1 else [0]
+    masks_u8 = np.zeros((count, height, width), dtype=np.uint8)
+    masks_u8[0] = first_u8
+    for k in keyframes[1:]:
+        masks_u8[k] = np.where(clip.alpha[k].cpu().numpy() > 0.5, 255, 0).astype(np.uint8)
+    write_video(input_dir / KEYFRAME_MASKS_FILE, np.repeat(masks_u8[..., None], 3, axis=-1))
+    return SampleInputs(
+        frames=torch.from_numpy(frames_u8).float() / 255.0,
+        first_mask=torch.from_numpy(first_u8).float() / 255.0,
+        keyframe_masks=torch.from_numpy(masks_u8).float() / 255.0,
+        keyframes=keyframes,
+        alpha=clip.alpha.float(),
+    )

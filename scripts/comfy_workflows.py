@@ -1,0 +1,157 @@
+"""The example workflows: their API graphs, and their export to UI JSON + a thumbnail through the real frontend.
+
+    python scripts/comfy_workflows.py        # rewrites workflows/*.json and workflows/*.jpg
+
+Needs the test environment (MA2_ENV_DIR / COMFYUI_DIR) and /usr/bin/chromium. The JSON files are what
+ComfyUI's template browser lists; the tests convert them back to API graphs and run them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import comfy_browser  # noqa: E402
+import comfy_host  # noqa: E402
+import comfy_samples  # noqa: E402
+
+MATTE_FIRST_FRAME = "matanyone2_matte_video_first_frame_mask"
+REPROMPT_KEYFRAMES = "matanyone2_reprompt_with_keyframe_masks"
+
+
+def _loader(download: bool = True) -> dict[str, Any]:
+    return {
+        "class_type": "MA2LoadModel",
+        "inputs": {
+            "model_name": "matanyone2.pth",
+            "download_if_missing": download,
+            "device": "auto",
+            "precision": "fp32",
+        },
+    }
+
+
+def _matte(images: list, mask: list, model: list) -> dict[str, Any]:
+    return {
+        "class_type": "MA2MatteVideo",
+        "inputs": {
+            "model": model, "images": images, "mask": mask, "anchor_frame": 0, "erode": 4, "dilate": 4,
+            "warmup": 10, "max_internal_size": -1, "long_term_memory": False,
+        },
+    }  # fmt: skip
+
+
+def matte_first_frame_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Video + first-frame mask image -> foreground video (mp4) and alpha PNG frames."""
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "LoadImageMask", "inputs": {"image": comfy_samples.FIRST_MASK_FILE, "channel": "red"}},
+        "4": _loader(),
+        "5": _matte(["2", 0], ["3", 0], ["4", 0]),
+        "6": {"class_type": "CreateVideo", "inputs": {"images": ["5", 1], "fps": ["2", 2], "audio": ["2", 1]}},
+        "7": {
+            "class_type": "SaveVideo",
+            "inputs": {"video": ["6", 0], "filename_prefix": "matanyone2/foreground", "format": "mp4", "codec": "h264"},
+        },
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "matanyone2/alpha"}},
+    }
+    layout = {
+        "1": (40, 60), "2": (360, 60), "3": (40, 300), "4": (40, 640), "5": (700, 200),
+        "6": (1080, 60), "7": (1400, 60), "8": (1080, 420), "9": (1400, 420),
+    }  # fmt: skip
+    return graph, layout
+
+
+def reprompt_keyframes_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Video + a mask video whose non-black frames are keyframes -> green-screen video and alpha frames."""
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.KEYFRAME_MASKS_FILE}},
+        "4": {"class_type": "GetVideoComponents", "inputs": {"video": ["3", 0]}},
+        "5": {"class_type": "ImageToMask", "inputs": {"image": ["4", 0], "channel": "red"}},
+        "6": _loader(),
+        "7": _matte(["2", 0], ["5", 0], ["6", 0]),
+        "8": {
+            "class_type": "MA2Composite",
+            "inputs": {
+                "foreground": ["7", 1],
+                "alpha": ["7", 0],
+                "background_color": "#00B140",
+                "background_fit": "cover",
+                "foreground_mode": "premultiplied",
+            },
+        },  # fmt: skip
+        "9": {"class_type": "CreateVideo", "inputs": {"images": ["8", 0], "fps": ["2", 2], "audio": ["2", 1]}},
+        "10": {
+            "class_type": "SaveVideo",
+            "inputs": {
+                "video": ["9", 0],
+                "filename_prefix": "matanyone2/green_screen",
+                "format": "mp4",
+                "codec": "h264",
+            },
+        },
+        "11": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
+        "12": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["11", 0], "filename_prefix": "matanyone2/keyframes_alpha"},
+        },
+    }
+    layout = {
+        "1": (40, 60), "2": (360, 60), "3": (40, 300), "4": (360, 300), "5": (360, 500), "6": (40, 640),
+        "7": (700, 200), "8": (1080, 60), "9": (1400, 60), "10": (1720, 60), "11": (1080, 420), "12": (1400, 420),
+    }  # fmt: skip
+    return graph, layout
+
+
+#: Page area used for thumbnails: clear of the side bar, tabs, banner and floating tool bars.
+THUMBNAIL_REGION = (70, 140, 1320, 660)
+
+EXAMPLES = {MATTE_FIRST_FRAME: matte_first_frame_graph, REPROMPT_KEYFRAMES: reprompt_keyframes_graph}
+
+
+def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
+    """Load each API graph in the real frontend, lay it out, export UI JSON and a .jpg thumbnail."""
+    comfy_dir = comfy_host.comfyui_dir()
+    if comfy_dir is None:
+        raise SystemExit("set COMFYUI_DIR or MA2_ENV_DIR (see scripts/setup_env.sh)")
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = comfy_host.prepare_base(Path(tmp) / "base")
+        try:  # the input files only give the loader widgets something to preview
+            comfy_samples.write_sample_inputs(base / "input", 96, 128, 6)
+        except (ImportError, NotImplementedError):
+            pass
+        with comfy_host.ComfyServer(comfy_dir, base) as server:
+            with comfy_browser.open_app(server.url, Path(tmp) / "profile") as page:
+                comfy_browser.wait_for_node_types(page, list(comfy_host.OUR_NODES))
+                for stem, build in EXAMPLES.items():
+                    graph, layout = build()
+                    page.evaluate("() => app.graph.clear()")
+                    comfy_browser.load_api_graph(page, graph, stem)
+                    page.evaluate(
+                        "(l) => { for (const [id, p] of Object.entries(l)) app.graph.getNodeById(Number(id)).pos = p;"
+                        " app.graph.setDirtyCanvas(true, true); }",
+                        {k: list(v) for k, v in layout.items()},
+                    )
+                    workflow = comfy_browser.export_ui_workflow(page)
+                    (out_dir / f"{stem}.json").write_text(json.dumps(workflow, indent=2) + "\n")
+                    comfy_browser.fit_view(page, THUMBNAIL_REGION)
+                    x, y, w, h = THUMBNAIL_REGION
+                    clip = {"x": x, "y": y, "width": w, "height": h}
+                    page.screenshot(path=str(out_dir / f"{stem}.jpg"), type="jpeg", quality=85, clip=clip)
+                    written += [out_dir / f"{stem}.json", out_dir / f"{stem}.jpg"]
+    return written
+
+
+if __name__ == "__main__":
+    for path in export_examples():
+        print(path)
