@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-SUBFRAMES = 7  # sub-frame positions averaged for motion blur
+SUBFRAMES = 7  # sub-frame positions averaged for motion blur (odd: the middle one is the sharp frame)
 SHUTTER = 0.6  # fraction of the frame interval the shutter stays open
 MASK_FILENAME = "first_frame_seg_mask.png"
 
@@ -154,10 +154,10 @@ def _subject(scene: _Scene, height: int, width: int, t: float) -> tuple[torch.Te
     hx, hy = local(head_x, head_y)
     head_r = 0.1 * s
     head_a = _ellipse_coverage(hx, hy, head_r, head_r * 1.12, soft)
-    head_c = torch.as_tensor(scene.head_colour).expand(height, width, 3)
+    head_c = torch.as_tensor(scene.head_colour)
     prem, alpha = _over(head_c, head_a, prem, alpha)
 
-    hair_c = torch.as_tensor(scene.hair_colour).expand(height, width, 3)
+    hair_c = torch.as_tensor(scene.hair_colour)
     sway = 0.35 * math.sin(w * 1.7)
     for ang, length, bend, opacity in zip(
         scene.strand_angle, scene.strand_length, scene.strand_bend, scene.strand_opacity, strict=True
@@ -178,14 +178,14 @@ def _subject(scene: _Scene, height: int, width: int, t: float) -> tuple[torch.Te
             continue
         px, py = xs[y0:y1, x0:x1], ys[y0:y1, x0:x1]
         dist = torch.stack([_segment_distance(px, py, pts[i], pts[i + 1]) for i in range(len(pts) - 1)])
-        coverage = torch.zeros(height, width, dtype=torch.float64)
         # A line one pixel wide: full coverage on the line, none one pixel away.
-        coverage[y0:y1, x0:x1] = (1.0 - dist.amin(dim=0)).clamp(0.0, 1.0) * float(opacity)
-        prem, alpha = _over(hair_c, coverage, prem, alpha)
+        coverage = (1.0 - dist.amin(dim=0)).clamp(0.0, 1.0) * float(opacity)
+        box = (slice(y0, y1), slice(x0, x1))
+        prem[box], alpha[box] = _over(hair_c, coverage, prem[box], alpha[box])
 
     vx, vy = local(*place(0.2 * s, 0.08 * s))
     veil_a = _ellipse_coverage(vx, vy, 0.16 * s, 0.09 * s, max(soft, 0.04 * s)) * scene.veil_opacity
-    veil_c = torch.as_tensor(scene.veil_colour).expand(height, width, 3)
+    veil_c = torch.as_tensor(scene.veil_colour)
     prem, alpha = _over(veil_c, veil_a, prem, alpha)
     return prem, alpha
 
@@ -205,10 +205,11 @@ def make_clip(height: int, width: int, frames: int, seed: int = 0) -> SyntheticC
             p, a = _subject(scene, height, width, t + float(off))
             prem += p
             alpha += a
+            if off == 0.0:
+                sharp_prem, sharp_alpha = p, a
         prem /= SUBFRAMES
         alpha /= SUBFRAMES
         # Un-premultiply where the subject is present; elsewhere any colour composites identically.
-        sharp_prem, sharp_alpha = _subject(scene, height, width, float(t))
         fallback = sharp_prem / sharp_alpha.clamp(min=1e-6)[..., None]
         fallback = torch.where(sharp_alpha[..., None] > 1e-6, fallback, torch.as_tensor(scene.body_colour))
         present = alpha[..., None] > 1e-9
@@ -250,9 +251,7 @@ def write_clip(clip: SyntheticClip, clip_dir: str | Path) -> Path:
     return clip_dir
 
 
-def write_dataset(
-    root: str | Path, *, clips: int, height: int, width: int, frames: int, seed: int = 0
-) -> list[Path]:
+def write_dataset(root: str | Path, *, clips: int, height: int, width: int, frames: int, seed: int = 0) -> list[Path]:
     """Generate ``clips`` clips (seeds ``seed``, ``seed+1``, ...) under ``root/clip_XXXX``, skipping clips
     already complete; ``root/synthetic.json`` records the settings. Returns the clip folders."""
     root = Path(root)
