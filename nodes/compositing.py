@@ -72,8 +72,7 @@ class MA2Composite(io.ComfyNode):
                 ),
                 io.Mask.Input(
                     "alpha",
-                    tooltip="Alpha matte [T,H,W] (or one [1,H,W] for every frame), same HxW as "
-                    "the foreground.",
+                    tooltip="Alpha matte [T,H,W] (or one [1,H,W] for every frame), same HxW as the foreground.",
                 ),
                 io.String.Input(
                     "background_color",

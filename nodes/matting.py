@@ -38,9 +38,7 @@ def split_seed_masks(
             f"mask is {_size(mask)} (HxW) but images are {height}x{width}; resize the mask to the frame size"
         )
     if not 0 <= anchor_frame < frames:
-        raise ValueError(
-            f"anchor_frame {anchor_frame} is out of range: images has {frames} frames (0..{frames - 1})"
-        )
+        raise ValueError(f"anchor_frame {anchor_frame} is out of range: images has {frames} frames (0..{frames - 1})")
     mask = mask.detach().to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)
     if mask.shape[0] == 1:
         if float(mask.max()) <= EMPTY_MASK_LEVEL:
@@ -90,9 +88,7 @@ class MA2MatteVideo(io.ComfyNode):
             ],
             inputs=[
                 MA2Model.Input("model", tooltip="A MatAnyone 2 network from Load MatAnyone 2 Model."),
-                io.Image.Input(
-                    "images", tooltip="The video frames, an IMAGE batch [T,H,W,3] (e.g. from Load Video)."
-                ),
+                io.Image.Input("images", tooltip="The video frames, an IMAGE batch [T,H,W,3] (e.g. from Load Video)."),
                 io.Mask.Input(
                     "mask",
                     tooltip="Subject mask (white = subject). One MASK [H,W]/[1,H,W] for anchor_frame, or "
@@ -150,9 +146,7 @@ class MA2MatteVideo(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Mask.Output(
-                    display_name="alpha", tooltip="The alpha matte, a MASK [T,H,W] in 0..1 (1 = subject)."
-                ),
+                io.Mask.Output(display_name="alpha", tooltip="The alpha matte, a MASK [T,H,W] in 0..1 (1 = subject)."),
                 io.Image.Output(
                     display_name="foreground",
                     tooltip="Frames multiplied by alpha (premultiplied: subject on black) [T,H,W,3]; feed "
@@ -175,9 +169,7 @@ class MA2MatteVideo(io.ComfyNode):
         long_term_memory: bool = False,
     ) -> io.NodeOutput:
         if images.ndim != 4 or images.shape[-1] < 3 or images.shape[0] == 0:
-            raise ValueError(
-                f"images must be an IMAGE batch [T,H,W,3] with T >= 1, got shape {tuple(images.shape)}"
-            )
+            raise ValueError(f"images must be an IMAGE batch [T,H,W,3] with T >= 1, got shape {tuple(images.shape)}")
         frames = images[..., :3].detach().to(device="cpu", dtype=torch.float32)
         count, height, width = frames.shape[:3]
         first_mask, keyframes = split_seed_masks(mask, count, height, width, anchor_frame)

@@ -59,9 +59,7 @@ def find_weights(name: str) -> str | None:
     return folder_paths.get_full_path(FOLDER_NAME, name)
 
 
-def resolve_weights(
-    name: str, download: bool, progress: Callable[[int, int | None], None] | None = None
-) -> str:
+def resolve_weights(name: str, download: bool, progress: Callable[[int, int | None], None] | None = None) -> str:
     """The full path of weights file `name`, downloading the official file first when allowed."""
     path = find_weights(name)
     if path is not None:
@@ -90,6 +88,15 @@ def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
     return load, offload
 
 
+class ManagedMatAnyone2(torch.nn.Module):
+    """The module handed to ModelPatcher, which writes its own bookkeeping attributes (device, memory
+    counters) onto it; the network keeps its own read-only `device` and stays untouched."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+
 @dataclass(eq=False)
 class MattingModel:
     """A MatAnyone 2 network owned by ComfyUI's model management (the MA2_MODEL socket value)."""
@@ -105,7 +112,7 @@ class MattingModel:
     def network(self) -> torch.nn.Module:
         """The network on its compute device, loading (or reloading after an offload) as needed."""
         mm.load_models_gpu([self.patcher], force_full_load=True)
-        return self.patcher.model
+        return self.patcher.model.network
 
 
 _cache: OrderedDict[tuple, MattingModel] = OrderedDict()
@@ -130,7 +137,7 @@ def load_model(path: str, precision: str = "fp32", device: str = "auto") -> Matt
         network = load_matting_model(path, device=offload_device, dtype=PRECISIONS[precision])
         load_count += 1
         patcher = comfy.model_patcher.ModelPatcher(
-            network, load_device=load_device, offload_device=offload_device
+            ManagedMatAnyone2(network), load_device=load_device, offload_device=offload_device
         )
         model = MattingModel(patcher=patcher, path=path, precision=precision)
         _cache[key] = model

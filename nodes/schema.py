@@ -29,6 +29,7 @@ def advanced(input_cls: type[io.Input], *args: Any, **kwargs: Any) -> io.Input:
     made.extra_dict = {**(getattr(made, "extra_dict", None) or {}), "advanced": True}
     return made
 
+
 def schema(*, search_aliases: list[str] | None = None, **kwargs: Any) -> io.Schema:
     """`io.Schema(...)`, passing `search_aliases` only where this ComfyUI knows the field."""
     fields = {f.name for f in dataclasses.fields(io.Schema)}

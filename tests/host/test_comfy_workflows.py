@@ -1,0 +1,102 @@
+"""The example workflows run in a real ComfyUI and give what matanyone2_core gives in-process."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import comfy_host
+import comfy_samples
+import numpy as np
+import pytest
+import torch
+from comfy_workflows import MATTE_FIRST_FRAME, REPROMPT_KEYFRAMES
+from ma2_host import FRAMES, HEIGHT, WIDTH, Host
+from PIL import Image
+
+
+def _matte_inputs(graph: dict) -> dict:
+    return next(n["inputs"] for n in graph.values() if n["class_type"] == "MA2MatteVideo")
+
+
+def _saved_alpha(host: Host, result: comfy_host.RunResult, graph: dict) -> torch.Tensor:
+    """The alpha frames written by the SaveImage node, as [T,H,W] in 0..1 (8-bit)."""
+    save_id = next(k for k, n in graph.items() if n["class_type"] == "SaveImage")
+    files = result.output_files(save_id)
+    frames = [np.asarray(Image.open(io.BytesIO(host.server.view(item))).convert("L")) for item in files]
+    return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+def _saved_video_frames(host: Host, result: comfy_host.RunResult, graph: dict) -> int:
+    save_id = next(k for k, n in graph.items() if n["class_type"] == "SaveVideo")
+    items = [i for i in result.output_files(save_id) if i["filename"].endswith(".mp4")]
+    assert items, f"no mp4 from SaveVideo: {result.history.get('outputs')}"
+    with av.open(io.BytesIO(host.server.view(items[0]))) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _reference(host: Host, model, stem: str, inputs: dict) -> torch.Tensor:
+    from matanyone2_core import matte_video
+
+    frames = comfy_samples.read_video(host.base / "input" / comfy_samples.CLIP_FILE)
+    assert torch.equal(frames, host.sample.frames)  # lossless input: the workflow sees the generated frames
+    keyframes = None
+    if stem == REPROMPT_KEYFRAMES:
+        masks = comfy_samples.read_video(host.base / "input" / comfy_samples.KEYFRAME_MASKS_FILE)[..., 0]
+        first = masks[0]
+        keyframes = {i: masks[i] for i in range(1, masks.shape[0]) if float(masks[i].max()) > 1 / 255}
+        assert sorted(keyframes) == host.sample.keyframes[1:]
+    else:
+        first = host.sample.first_mask
+    return matte_video(
+        model, frames, first, warmup=inputs["warmup"], erode=inputs["erode"], dilate=inputs["dilate"],
+        max_internal_size=inputs["max_internal_size"], long_term=inputs["long_term_memory"], keyframes=keyframes,
+        anchor=inputs["anchor_frame"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stem", [MATTE_FIRST_FRAME, REPROMPT_KEYFRAMES])
+def test_example_workflow_matches_core(host: Host, reference_model, stem: str) -> None:
+    graph = host.example_graph(stem)
+    result = host.server.run(graph, timeout=240)
+    assert result.status == "success", result.error or host.server.log_tail()
+
+    matte_id = next(k for k, n in graph.items() if n["class_type"] == "MA2MatteVideo")
+    progress = [m for m in result.of_type("progress") if m.get("node") == matte_id]
+    assert [m["value"] for m in progress][-1] == FRAMES and {m["max"] for m in progress} == {FRAMES}
+    assert len(progress) >= FRAMES  # one update per frame
+
+    alpha = _saved_alpha(host, result, graph)
+    assert alpha.shape == (FRAMES, HEIGHT, WIDTH)
+    assert 0.0 <= float(alpha.min()) and float(alpha.max()) <= 1.0 and float(alpha.std()) > 0
+    assert _saved_video_frames(host, result, graph) == FRAMES
+
+    expected = _reference(host, reference_model, stem, _matte_inputs(graph))
+    # SaveImage truncates 255*alpha to 8 bits; the server's float alpha must round the same way.
+    assert float((alpha - expected).abs().max()) <= 1 / 255 + 1e-6
+    same = torch.floor(expected.clamp(0, 1) * 255.0) == torch.round(alpha * 255.0)
+    assert float(same.float().mean()) > 0.999
+
+
+def test_second_run_reuses_the_loaded_model(host: Host) -> None:
+    marker = "loading matanyone weights from"
+    graph = host.example_graph(MATTE_FIRST_FRAME, warmup=2)
+    before = host.server.log_text().count(marker)
+    assert host.server.run(graph, timeout=240).status == "success"
+    assert host.server.run(graph, timeout=240).status == "success"  # --cache-none: every node runs again
+    log = host.server.log_text()
+    assert log.count(marker) == 1, f"weights read {log.count(marker)} times (before: {before})"
+    assert str(host.checkpoint) in next(line for line in log.splitlines() if marker in line)
+
+
+def test_keyframe_workflow_really_uses_the_keyframes(host: Host) -> None:
+    """Dropping the later keyframe changes the alpha from that frame on (and not before it)."""
+    with_keys = host.server.run(host.example_graph(REPROMPT_KEYFRAMES), timeout=240)
+    graph = host.example_graph(MATTE_FIRST_FRAME)
+    without = host.server.run(graph, timeout=240)
+    assert with_keys.status == without.status == "success"
+    a = _saved_alpha(host, with_keys, host.example_graph(REPROMPT_KEYFRAMES))
+    b = _saved_alpha(host, without, graph)
+    k = host.sample.keyframes[1]
+    assert torch.equal(a[:k], b[:k])
+    assert float((a[k:] - b[k:]).abs().mean()) > 1e-3
