@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: builds or reuses the environment, then runs the first example workflow headless in a real
+# ComfyUI 0.3.75 on a generated sample clip, writes foreground video + alpha frames to ./output/main_job/
+# and prints the alpha error against the exact ground truth.
+#   MA2_WEIGHTS=/path/file (or --weights FILE)  use that weights file
+#   MA2_COMFY_BASE=DIR (or --base DIR)          ComfyUI base folder (default ~/.cache/matanyone2-comfyui/base)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ENV_DIR=$(bash "$ROOT/scripts/setup_env.sh" | tail -n 1)
+export MA2_ENV_DIR=$ENV_DIR
+export COMFYUI_DIR=${COMFYUI_DIR:-$ENV_DIR/ComfyUI}
+cd "$ROOT"
+exec "$ENV_DIR/venv/bin/python" "$ROOT/scripts/run_main_job.py" "$@"
