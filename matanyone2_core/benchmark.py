@@ -468,7 +468,7 @@ def write_reports(out: Path, run_info: dict, results: list[dict]) -> dict:
         )
     s = run_info["settings"]
     lines = [
-        f"# {run_info['dataset']} benchmark ({run_info['protocol']} protocol, {run_info['resolution']})",
+        f"# {run_info['dataset']} benchmark ({run_info['protocol']} protocol)",
         "",
         f"Weights `{run_info['weights']}`, {run_info['precision']}; warmup {s['warmup']}, erode {s['erode']}, "
         f"dilate {s['dilate']}. MAD and MSE x1e3, Grad and Conn /1e3, dtSSD x1e2; lower is better.",
