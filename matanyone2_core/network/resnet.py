@@ -27,11 +27,11 @@ class Bottleneck(nn.Module):
         self.downsample = _projection(in_dim, out_dim, stride) if needs_projection else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        out += x if self.downsample is None else self.downsample(x)
+        return out.relu_()
 
 
 class BasicBlock(nn.Module):
@@ -47,10 +47,10 @@ class BasicBlock(nn.Module):
         self.downsample = _projection(in_dim, out_dim, stride) if needs_projection else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        out += x if self.downsample is None else self.downsample(x)
+        return out.relu_()
 
 
 def bottleneck_stage(in_dim: int, width: int, blocks: int, stride: int) -> nn.Sequential:
