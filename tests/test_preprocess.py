@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from matanyone2_core.engine.preprocess import elliptic_kernel, internal_size, padding_for, prepare_first_mask
+from matanyone2_core.engine.preprocess import elliptic_kernel, internal_size, padding_for, prepare_mask
 
 cv2 = pytest.importorskip("cv2")
 
@@ -37,7 +37,7 @@ def test_first_mask_morphology_matches_the_official_opencv_pipeline(erode, dilat
     if erode:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (erode, erode))
         m = cv2.erode((m == 255).astype(np.float32), kernel) * 255
-    ours = prepare_first_mask(mask, erode, dilate).numpy()
+    ours = prepare_mask(mask, erode, dilate).numpy()
     assert np.array_equal(ours, m)
 
 

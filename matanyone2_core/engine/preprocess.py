@@ -28,7 +28,7 @@ def _window_count(binary: torch.Tensor, kernel: torch.Tensor, outside: float) ->
     return F.conv2d(x, kernel[None, None].to(binary))[0, 0]
 
 
-def prepare_first_mask(mask: torch.Tensor, erode: int, dilate: int) -> torch.Tensor:
+def prepare_mask(mask: torch.Tensor, erode: int, dilate: int) -> torch.Tensor:
     """Float mask `[H,W]` in [0,1] -> the official 0..255 float mask after 8-bit quantisation and morphology.
 
     Dilation marks every non-zero pixel as object; erosion then keeps pixels whose whole kernel is 255.

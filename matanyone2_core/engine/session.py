@@ -13,7 +13,7 @@ import torch
 from ..network.model import FrameFeatures, MatAnyone2Network
 from .memory import MemoryBank
 from .options import MattingOptions
-from .preprocess import internal_size, pad, padding_for, prepare_first_mask, resize_bilinear, unpad
+from .preprocess import internal_size, pad, padding_for, prepare_mask, resize_bilinear, unpad
 
 
 class MattingSession:
@@ -45,15 +45,16 @@ class MattingSession:
         """Matte the next frame.
 
         frame: `[H,W,3]` float in [0,1]. mask: `[H,W]` float in [0,1], required on the first call (the
-        anchor mask, eroded/dilated as configured); on later calls an optional keyframe mask that is stored
-        as permanent memory before the frame is predicted. Returns the alpha `[H,W]` float32 on the CPU.
+        anchor mask); on later calls an optional keyframe mask that is stored as permanent memory before the
+        frame is predicted. Every mask is dilated and eroded as configured. Returns the alpha `[H,W]`
+        float32 on the CPU.
         """
         image, size = self._check_frame(frame)
         first = self.frames_done == 0
         if first and mask is None:
             raise ValueError("MattingSession.step: the first frame needs a mask (the anchor mask)")
         if mask is not None:
-            mask255 = self._prepare_mask(mask, size, morphology=first)
+            mask255 = self._prepare_mask(mask, size)
             self._step(image, mask=mask255, force_permanent=not first)
         if first:
             alpha = self._step(image, first_frame_pred=True)
@@ -76,14 +77,13 @@ class MattingSession:
         image = frame.to(self.device, torch.float32).permute(2, 0, 1)
         return image, size
 
-    def _prepare_mask(self, mask: torch.Tensor, size: tuple[int, int], *, morphology: bool) -> torch.Tensor:
+    def _prepare_mask(self, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or tuple(mask.shape) != size:
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"MattingSession.step: mask must be [H,W] = {list(size)} like the frame, got {shape}")
         if not torch.isfinite(mask).all():
             raise ValueError("MattingSession.step: mask contains NaN or infinite values")
-        erode, dilate = (self.options.erode, self.options.dilate) if morphology else (0, 0)
-        return prepare_first_mask(mask, erode, dilate).to(self.device)
+        return prepare_mask(mask, self.options.erode, self.options.dilate).to(self.device)
 
     def _step(
         self,
