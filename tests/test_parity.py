@@ -6,6 +6,8 @@ Random weights have randomised norms and biases and an alpha bias that keeps alp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import ellipse_mask, random_frames
@@ -14,8 +16,15 @@ from oracle import official_matte, requires_official
 from matanyone2_core import MattingOptions, MattingSession, matte_video
 
 TOLERANCE = 1e-5
+REPORT = Path(__file__).parent.parent / "test-artifacts" / "parity.txt"
 
 pytestmark = requires_official
+
+
+def _record(name: str, frames: torch.Tensor, diff: float) -> None:
+    REPORT.parent.mkdir(exist_ok=True)
+    with REPORT.open("a") as f:
+        f.write(f"{name} {tuple(frames.shape[:3])}: max |dalpha| = {diff:.3g}\n")
 
 
 def _compare(state_dict, model, frames, mask, **kwargs):
@@ -25,6 +34,7 @@ def _compare(state_dict, model, frames, mask, **kwargs):
     inside = ((ref > 0) & (ref < 1)).float().mean().item()
     assert inside > 0.99, f"only {inside:.1%} of official alphas are off the clamp"
     diff = (ours - ref).abs().max().item()
+    _record(str(kwargs or "defaults"), frames, diff)
     assert diff <= TOLERANCE, f"max |Δα| = {diff:.3g}"
     return diff
 
@@ -55,4 +65,6 @@ def test_long_term_memory_with_consolidation_matches(state_dict, model):
     ours = torch.stack([session.step(f, mask if i == 0 else None) for i, f in enumerate(frames)])
     assert session.memory.long.size == 128, "one consolidation into 128 prototypes was expected"
     assert torch.isfinite(ref).all() and ((ref > 0) & (ref < 1)).float().mean() > 0.99
-    assert (ours - ref).abs().max().item() <= TOLERANCE
+    diff = (ours - ref).abs().max().item()
+    _record("long_term, warmup 0", frames, diff)
+    assert diff <= TOLERANCE
