@@ -1,6 +1,6 @@
 """Main job: run the first example workflow headless in a real ComfyUI on a generated sample clip.
 
-    bash scripts/main.sh [--weights FILE] [--base DIR] [--height 240 --width 320 --frames 24 --seed 0]
+    bash scripts/main.sh [--weights FILE] [--base DIR] [--height 240 --width 320 --frames 24 --seed 0 --warmup N]
 
 1. prepares a persistent ComfyUI base folder (default ~/.cache/matanyone2-comfyui/base, or $MA2_COMFY_BASE)
    with this plugin linked into custom_nodes;
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=None, help="override the workflow's warmup passes")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed for the workflow run")
     return parser.parse_args(argv)  # fmt: skip
 
@@ -130,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             inputs = node["inputs"]
             if node["class_type"] == "MA2LoadModel":
                 inputs["model_name"] = model_name
+            elif node["class_type"] == "MA2MatteVideo" and args.warmup is not None:
+                inputs["warmup"] = args.warmup
             elif node["class_type"] in ("SaveImage", "SaveVideo"):
                 inputs["filename_prefix"] = inputs["filename_prefix"].replace("matanyone2/", f"{JOB_DIR}/")
+
+        matte_inputs = next(n["inputs"] for n in graph.values() if n["class_type"] == "MA2MatteVideo")
 
         def report(message: dict) -> None:
             data = message.get("data") or {}
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "workflow": f"workflows/{MATTE_FIRST_FRAME}.json",
         "clip": {"height": args.height, "width": args.width, "frames": args.frames, "seed": args.seed},
+        "matting": {k: v for k, v in matte_inputs.items() if not isinstance(v, list)},
         "weights": model_name if args.weights is None else str(args.weights),
         "seconds": round(seconds, 2),
         "outputs": [str(p) for p in videos + alpha_files],
