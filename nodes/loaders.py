@@ -54,7 +54,8 @@ class MA2LoadModel(io.ComfyNode):
                     options=list(models.PRECISIONS),
                     default="fp32",
                     tooltip="Weight and compute precision. fp32 gives the reference result; fp16/bf16 halve "
-                    "memory and are faster on recent GPUs, at a small cost in accuracy.",
+                    "memory and are faster on recent GPUs, with slightly different alphas (on a CPU use fp32 "
+                    "or bf16: fp16 is very slow there).",
                 ),
             ],
             outputs=[MA2Model.Output(display_name="model", tooltip="The loaded MatAnyone 2 network.")],

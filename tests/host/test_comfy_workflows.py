@@ -84,9 +84,22 @@ def test_second_run_reuses_the_loaded_model(host: Host) -> None:
     before = host.server.log_text().count(marker)
     assert host.server.run(graph, timeout=240).status == "success"
     assert host.server.run(graph, timeout=240).status == "success"  # --cache-none: every node runs again
-    log = host.server.log_text()
-    assert log.count(marker) == 1, f"weights read {log.count(marker)} times (before: {before})"
-    assert str(host.checkpoint) in next(line for line in log.splitlines() if marker in line)
+    reads = [line for line in host.server.log_text().splitlines() if marker in line and "(fp32," in line]
+    assert len(reads) == 1, f"fp32 weights read {len(reads)} times (before: {before})"
+    assert str(host.checkpoint) in reads[0]
+
+
+def test_reduced_precision_is_close_to_fp32(host: Host) -> None:
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        graph = host.example_graph(MATTE_FIRST_FRAME)
+        next(n for n in graph.values() if n["class_type"] == "MA2LoadModel")["inputs"]["precision"] = precision
+        result = host.server.run(graph, timeout=240)
+        assert result.status == "success", result.error
+        runs[precision] = _saved_alpha(host, result, graph)
+    difference = (runs["fp32"] - runs["bf16"]).abs()
+    assert 0 < float(difference.max()) < 0.1  # a separate bf16 network, not the cached fp32 one
+    assert "(bf16," in host.server.log_text()
 
 
 def test_keyframe_workflow_really_uses_the_keyframes(host: Host) -> None:
