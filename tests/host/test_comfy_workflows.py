@@ -9,6 +9,7 @@ import comfy_host
 import comfy_samples
 import numpy as np
 import pytest
+import requests
 import torch
 from comfy_workflows import MATTE_FIRST_FRAME, REPROMPT_KEYFRAMES
 from ma2_host import FRAMES, HEIGHT, WIDTH, Host
@@ -87,6 +88,23 @@ def test_second_run_reuses_the_loaded_model(host: Host) -> None:
     reads = [line for line in host.server.log_text().splitlines() if marker in line and "(fp32," in line]
     assert len(reads) == 1, f"fp32 weights read {len(reads)} times (before: {before})"
     assert str(host.checkpoint) in reads[0]
+
+
+def test_comfyui_offloads_and_reloads_the_model(host: Host) -> None:
+    """ComfyUI's model management owns the network: after an unload it loads it again by itself,
+    from memory (the weights file is not read again)."""
+    load_request = "Requested to load ManagedMatAnyone2"
+    graph = host.example_graph(MATTE_FIRST_FRAME)
+    assert host.server.run(graph, timeout=240).status == "success"
+    before = host.server.log_text().count(load_request)
+    requests.post(f"{host.server.url}/free", json={"unload_models": True}, timeout=10).raise_for_status()
+    # The flag is applied when the worker wakes up (at the latest after the next prompt).
+    for _ in range(2):
+        assert host.server.run(graph, timeout=240).status == "success"
+    log = host.server.log_text()
+    assert log.count(load_request) > before, "the model was not loaded again after the unload"
+    reads = [line for line in log.splitlines() if "loading matanyone weights from" in line and "(fp32," in line]
+    assert len(reads) == 1
 
 
 def test_reduced_precision_is_close_to_fp32(host: Host) -> None:
