@@ -117,12 +117,10 @@ class MattingModel:
 
 _cache: OrderedDict[tuple, MattingModel] = OrderedDict()
 _cache_lock = threading.Lock()
-load_count = 0  # number of weight files read from disk in this process (observable by tests and logs)
 
 
 def load_model(path: str, precision: str = "fp32", device: str = "auto") -> MattingModel:
     """Load (or fetch from the cache) the network in `path` with the given precision and device."""
-    global load_count
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     load_device, offload_device = resolve_device(device)
@@ -133,9 +131,9 @@ def load_model(path: str, precision: str = "fp32", device: str = "auto") -> Matt
         if cached is not None:
             _cache.move_to_end(key)
             return cached
+        # One line per read from disk: the host tests count it to prove that runs reuse the loaded network.
         log.info("MatAnyone 2: loading matanyone weights from %s (%s, %s)", path, precision, load_device)
         network = load_matting_model(path, device=offload_device, dtype=PRECISIONS[precision])
-        load_count += 1
         patcher = comfy.model_patcher.ModelPatcher(
             ManagedMatAnyone2(network), load_device=load_device, offload_device=offload_device
         )
