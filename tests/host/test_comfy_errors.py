@@ -98,3 +98,20 @@ def test_interrupt_stops_within_a_frame(host: Host, long_clip: str) -> None:
     assert last <= sent["value"] + 2 < 64, "matting went on after the interrupt"
     # The server is healthy afterwards: the next run completes.
     assert host.server.run(host.example_graph(MATTE_FIRST_FRAME), timeout=240).status == "success"
+
+
+def test_missing_weights_say_where_to_put_them(host: Host) -> None:
+    """With the file gone and download_if_missing off, the loader names the target path and the URL."""
+    from matanyone2_core import OFFICIAL_WEIGHTS_URL
+
+    graph = host.example_graph(MATTE_FIRST_FRAME)
+    graph[_node_id(graph, "MA2LoadModel")]["inputs"]["download_if_missing"] = False
+    parked = host.checkpoint.with_name("parked.bin")
+    host.checkpoint.rename(parked)
+    try:
+        result = host.server.run(graph, timeout=120)
+    finally:
+        parked.rename(host.checkpoint)
+    assert result.status == "error" and result.error["node_type"] == "MA2LoadModel"
+    message = result.error["exception_message"]
+    assert str(host.checkpoint) in message and OFFICIAL_WEIGHTS_URL in message and "download_if_missing" in message
