@@ -18,6 +18,7 @@ from PIL import Image
 CLIP_FILE = "ma2_sample_clip.mp4"
 FIRST_MASK_FILE = "ma2_sample_first_mask.png"
 KEYFRAME_MASKS_FILE = "ma2_sample_keyframe_masks.mp4"
+BACKGROUND_FILE = "ma2_sample_background.png"
 FPS = 8
 
 
@@ -57,6 +58,15 @@ def read_video(path: Path) -> torch.Tensor:
     return torch.stack(frames)
 
 
+def background_image(height: int, width: int) -> np.ndarray:
+    """A new background for the compositing example: sky gradient over a green field, uint8 [H,W,3]."""
+    y = np.linspace(0.0, 1.0, height)[:, None, None]
+    sky = (1 - y) * np.array([90, 150, 230]) + y * np.array([200, 225, 250])
+    field = np.array([70, 140, 60]) * (1.1 - 0.4 * y)
+    image = np.where(y < 0.62, sky, field) * np.ones((1, width, 1))
+    return image.clip(0, 255).astype(np.uint8)
+
+
 def make_sample_clip(height: int, width: int, frames: int, seed: int = 0):
     from matanyone2_core.synthetic import make_clip
 
@@ -81,6 +91,8 @@ def write_sample_inputs(input_dir: Path, height: int, width: int, frames: int, s
     for k in keyframes[1:]:
         masks_u8[k] = np.where(clip.alpha[k].cpu().numpy() > 0.5, 255, 0).astype(np.uint8)
     write_video(input_dir / KEYFRAME_MASKS_FILE, np.repeat(masks_u8[..., None], 3, axis=-1))
+    # Another aspect ratio than the clip on purpose: the example scales it to cover the frame.
+    Image.fromarray(background_image(height * 3 // 2, width * 2)).save(input_dir / BACKGROUND_FILE)
     return SampleInputs(
         frames=torch.from_numpy(frames_u8).float() / 255.0,
         first_mask=torch.from_numpy(first_u8).float() / 255.0,

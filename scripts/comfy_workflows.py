@@ -22,6 +22,7 @@ import comfy_samples  # noqa: E402
 
 MATTE_FIRST_FRAME = "matanyone2_matte_video_first_frame_mask"
 REPROMPT_KEYFRAMES = "matanyone2_reprompt_with_keyframe_masks"
+REPLACE_BACKGROUND = "matanyone2_replace_background"
 
 
 def _loader(download: bool = True) -> dict[str, Any]:
@@ -112,10 +113,52 @@ def reprompt_keyframes_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int
     return graph, layout
 
 
+def replace_background_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Video + first-frame mask -> the subject over a new background image (scaled to cover) as mp4."""
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "LoadImageMask", "inputs": {"image": comfy_samples.FIRST_MASK_FILE, "channel": "red"}},
+        "4": _loader(),
+        "5": _matte(["2", 0], ["3", 0], ["4", 0]),
+        "6": {"class_type": "LoadImage", "inputs": {"image": comfy_samples.BACKGROUND_FILE}},
+        "7": {
+            "class_type": "MA2Composite",
+            "inputs": {
+                "foreground": ["5", 1],
+                "alpha": ["5", 0],
+                "background_color": "#000000",
+                "background": ["6", 0],
+                "background_fit": "cover",
+                "foreground_mode": "premultiplied",
+            },
+        },  # fmt: skip
+        "8": {"class_type": "CreateVideo", "inputs": {"images": ["7", 0], "fps": ["2", 2], "audio": ["2", 1]}},
+        "9": {
+            "class_type": "SaveVideo",
+            "inputs": {
+                "video": ["8", 0],
+                "filename_prefix": "matanyone2/new_background",
+                "format": "mp4",
+                "codec": "h264",
+            },
+        },
+    }
+    layout = {
+        "1": (40, 60), "2": (360, 60), "3": (40, 300), "4": (40, 640), "5": (700, 200), "6": (700, 560),
+        "7": (1080, 200), "8": (1400, 200), "9": (1720, 200),
+    }  # fmt: skip
+    return graph, layout
+
+
 #: Page area used for thumbnails: clear of the side bar, tabs, banner and floating tool bars.
 THUMBNAIL_REGION = (70, 140, 1320, 660)
 
-EXAMPLES = {MATTE_FIRST_FRAME: matte_first_frame_graph, REPROMPT_KEYFRAMES: reprompt_keyframes_graph}
+EXAMPLES = {
+    MATTE_FIRST_FRAME: matte_first_frame_graph,
+    REPROMPT_KEYFRAMES: reprompt_keyframes_graph,
+    REPLACE_BACKGROUND: replace_background_graph,
+}
 
 
 def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:

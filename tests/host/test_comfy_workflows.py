@@ -20,29 +20,48 @@ def _matte_inputs(graph: dict) -> dict:
     return next(n["inputs"] for n in graph.values() if n["class_type"] == "MA2MatteVideo")
 
 
-def _saved_alpha(host: Host, result: comfy_host.RunResult, graph: dict) -> torch.Tensor:
-    """The alpha frames written by the SaveImage node, as [T,H,W] in 0..1 (8-bit)."""
-    save_id = next(k for k, n in graph.items() if n["class_type"] == "SaveImage")
+PROBE = "ma2_probe"
+
+
+def _with_alpha_probe(graph: dict) -> dict:
+    """The graph plus a test-only tap that saves MA2MatteVideo's alpha as PNGs (node id PROBE)."""
+    matte_id = next(k for k, n in graph.items() if n["class_type"] == "MA2MatteVideo")
+    graph[f"{PROBE}_image"] = {"class_type": "MaskToImage", "inputs": {"mask": [matte_id, 0]}}
+    graph[PROBE] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": [f"{PROBE}_image", 0], "filename_prefix": "probe/a"},
+    }
+    return graph
+
+
+def _saved_alpha(host: Host, result: comfy_host.RunResult, save_id: str = PROBE) -> torch.Tensor:
+    """The alpha frames written by a SaveImage node, as [T,H,W] in 0..1 (8-bit)."""
     files = result.output_files(save_id)
     frames = [np.asarray(Image.open(io.BytesIO(host.server.view(item))).convert("L")) for item in files]
     return torch.from_numpy(np.stack(frames)).float() / 255.0
 
 
-def _saved_video_frames(host: Host, result: comfy_host.RunResult, graph: dict) -> int:
-    save_id = next(k for k, n in graph.items() if n["class_type"] == "SaveVideo")
-    items = [i for i in result.output_files(save_id) if i["filename"].endswith(".mp4")]
-    assert items, f"no mp4 from SaveVideo: {result.history.get('outputs')}"
-    with av.open(io.BytesIO(host.server.view(items[0]))) as container:
-        return sum(1 for _ in container.decode(video=0))
+def _saved_videos(host: Host, result: comfy_host.RunResult, graph: dict) -> list[tuple[int, int, int]]:
+    """(frames, height, width) of every mp4 the workflow's SaveVideo nodes wrote."""
+    shapes = []
+    for save_id in [k for k, n in graph.items() if n["class_type"] == "SaveVideo"]:
+        items = [i for i in result.output_files(save_id) if i["filename"].endswith(".mp4")]
+        assert items, f"no mp4 from SaveVideo {save_id}: {result.history.get('outputs')}"
+        with av.open(io.BytesIO(host.server.view(items[0]))) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        shapes.append((len(frames), *frames[0].shape[:2]))
+    return shapes
 
 
-def _reference(host: Host, model, stem: str, inputs: dict) -> torch.Tensor:
+def _reference(host: Host, model, graph: dict) -> torch.Tensor:
     from matanyone2_core import matte_video
 
+    inputs = _matte_inputs(graph)
     frames = comfy_samples.read_video(host.base / "input" / comfy_samples.CLIP_FILE)
     assert torch.equal(frames, host.sample.frames)  # lossless input: the workflow sees the generated frames
     keyframes = None
-    if stem == REPROMPT_KEYFRAMES:
+    uses_keyframes = any(n["inputs"].get("file") == comfy_samples.KEYFRAME_MASKS_FILE for n in graph.values())
+    if uses_keyframes:
         masks = comfy_samples.read_video(host.base / "input" / comfy_samples.KEYFRAME_MASKS_FILE)[..., 0]
         first = masks[0]
         keyframes = {i: masks[i] for i in range(1, masks.shape[0]) if float(masks[i].max()) > 1 / 255}
@@ -56,9 +75,9 @@ def _reference(host: Host, model, stem: str, inputs: dict) -> torch.Tensor:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("stem", [MATTE_FIRST_FRAME, REPROMPT_KEYFRAMES])
-def test_example_workflow_matches_core(host: Host, reference_model, stem: str) -> None:
-    graph = host.example_graph(stem)
+@pytest.mark.parametrize("stem", [path.stem for path in comfy_host.example_workflows()])
+def test_example_workflow_runs_and_matches_core(host: Host, reference_model, stem: str) -> None:
+    graph = _with_alpha_probe(host.example_graph(stem))
     result = host.server.run(graph, timeout=240)
     assert result.status == "success", result.error or host.server.log_tail()
 
@@ -67,12 +86,15 @@ def test_example_workflow_matches_core(host: Host, reference_model, stem: str) -
     assert [m["value"] for m in progress][-1] == FRAMES and {m["max"] for m in progress} == {FRAMES}
     assert len(progress) >= FRAMES  # one update per frame
 
-    alpha = _saved_alpha(host, result, graph)
-    assert alpha.shape == (FRAMES, HEIGHT, WIDTH)
-    assert 0.0 <= float(alpha.min()) and float(alpha.max()) <= 1.0 and float(alpha.std()) > 0
-    assert _saved_video_frames(host, result, graph) == FRAMES
+    # Every output of the workflow itself: alpha PNG sequences and mp4 videos of the clip's size.
+    for save_id in [k for k, n in graph.items() if n["class_type"] == "SaveImage"]:
+        saved = _saved_alpha(host, result, save_id)
+        assert saved.shape == (FRAMES, HEIGHT, WIDTH)
+        assert 0.0 <= float(saved.min()) and float(saved.max()) <= 1.0 and float(saved.std()) > 0
+    assert _saved_videos(host, result, graph) and set(_saved_videos(host, result, graph)) == {(FRAMES, HEIGHT, WIDTH)}
 
-    expected = _reference(host, reference_model, stem, _matte_inputs(graph))
+    alpha = _saved_alpha(host, result)
+    expected = _reference(host, reference_model, graph)
     # SaveImage truncates 255*alpha to 8 bits; the server's float alpha must round the same way.
     assert float((alpha - expected).abs().max()) <= 1 / 255 + 1e-6
     same = torch.floor(expected.clamp(0, 1) * 255.0) == torch.round(alpha * 255.0)
@@ -110,11 +132,11 @@ def test_comfyui_offloads_and_reloads_the_model(host: Host) -> None:
 def test_reduced_precision_is_close_to_fp32(host: Host) -> None:
     runs = {}
     for precision in ("fp32", "bf16"):
-        graph = host.example_graph(MATTE_FIRST_FRAME)
+        graph = _with_alpha_probe(host.example_graph(MATTE_FIRST_FRAME))
         next(n for n in graph.values() if n["class_type"] == "MA2LoadModel")["inputs"]["precision"] = precision
         result = host.server.run(graph, timeout=240)
         assert result.status == "success", result.error
-        runs[precision] = _saved_alpha(host, result, graph)
+        runs[precision] = _saved_alpha(host, result)
     difference = (runs["fp32"] - runs["bf16"]).abs()
     assert 0 < float(difference.max()) < 0.1  # a separate bf16 network, not the cached fp32 one
     assert "(bf16," in host.server.log_text()
@@ -122,12 +144,11 @@ def test_reduced_precision_is_close_to_fp32(host: Host) -> None:
 
 def test_keyframe_workflow_really_uses_the_keyframes(host: Host) -> None:
     """Dropping the later keyframe changes the alpha from that frame on (and not before it)."""
-    with_keys = host.server.run(host.example_graph(REPROMPT_KEYFRAMES), timeout=240)
-    graph = host.example_graph(MATTE_FIRST_FRAME)
-    without = host.server.run(graph, timeout=240)
+    with_keys = host.server.run(_with_alpha_probe(host.example_graph(REPROMPT_KEYFRAMES)), timeout=240)
+    without = host.server.run(_with_alpha_probe(host.example_graph(MATTE_FIRST_FRAME)), timeout=240)
     assert with_keys.status == without.status == "success"
-    a = _saved_alpha(host, with_keys, host.example_graph(REPROMPT_KEYFRAMES))
-    b = _saved_alpha(host, without, graph)
+    a = _saved_alpha(host, with_keys)
+    b = _saved_alpha(host, without)
     k = host.sample.keyframes[1]
     assert torch.equal(a[:k], b[:k])
     assert float((a[k:] - b[k:]).abs().mean()) > 1e-3
