@@ -101,6 +101,15 @@ def test_example_workflow_runs_and_matches_core(host: Host, reference_model, ste
     assert float(same.float().mean()) > 0.999
 
 
+def test_anchor_in_the_middle_matches_core(host: Host, reference_model) -> None:
+    """A mask for a middle frame: matting runs backward and forward from it, as in the core."""
+    graph = _with_alpha_probe(host.example_graph(MATTE_FIRST_FRAME, anchor_frame=FRAMES // 2))
+    result = host.server.run(graph, timeout=240)
+    assert result.status == "success", result.error
+    expected = _reference(host, reference_model, graph)
+    assert float((_saved_alpha(host, result) - expected).abs().max()) <= 1 / 255 + 1e-6
+
+
 def test_second_run_reuses_the_loaded_model(host: Host) -> None:
     marker = "loading matanyone weights from"
     graph = host.example_graph(MATTE_FIRST_FRAME, warmup=2)
