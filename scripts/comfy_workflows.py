@@ -48,7 +48,7 @@ def _matte(images: list, mask: list, model: list) -> dict[str, Any]:
 
 
 def matte_first_frame_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
-    """Video + first-frame mask image -> foreground video (mp4) and alpha PNG frames."""
+    """Video + first-frame mask image -> foreground video (mp4), alpha PNGs and transparent RGBA PNGs."""
     graph = {
         "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
         "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
@@ -62,10 +62,15 @@ def matte_first_frame_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]
         },
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 0]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "matanyone2/alpha"}},
+        # Transparent PNGs: core Join Image with Alpha expects an inverted mask (1 = transparent).
+        "10": {"class_type": "InvertMask", "inputs": {"mask": ["5", 0]}},
+        "11": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["2", 0], "alpha": ["10", 0]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "matanyone2/rgba"}},
     }
     layout = {
         "1": (40, 60), "2": (360, 60), "3": (40, 300), "4": (40, 640), "5": (700, 200),
-        "6": (1080, 60), "7": (1400, 60), "8": (1080, 420), "9": (1400, 420),
+        "6": (1080, 60), "7": (1400, 60), "8": (1080, 300), "9": (1400, 300), "10": (1080, 560),
+        "11": (1400, 560), "12": (1720, 560),
     }  # fmt: skip
     return graph, layout
 
@@ -185,6 +190,8 @@ def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
                         " app.graph.setDirtyCanvas(true, true); }",
                         {k: list(v) for k, v in layout.items()},
                     )
+                    # A fixed view in the saved file, whatever the previous screenshot left behind.
+                    page.evaluate("() => { const d = app.canvas.ds; d.scale = 1; d.offset[0] = 0; d.offset[1] = 0; }")
                     workflow = comfy_browser.export_ui_workflow(page)
                     (out_dir / f"{stem}.json").write_text(json.dumps(workflow, indent=2) + "\n")
                     comfy_browser.fit_view(page, THUMBNAIL_REGION)

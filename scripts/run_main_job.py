@@ -8,8 +8,8 @@
    the official file there when missing (offline: prints where to put it and stops);
 3. writes a synthetic clip with exact ground-truth alpha into <base>/input;
 4. runs workflows/matanyone2_matte_video_first_frame_mask.json through ComfyUI's HTTP API, with the
-   server's output folder set to ./output, so the foreground video and alpha frames land in
-   output/main_job/;
+   server's output folder set to ./output, so the foreground video, the alpha frames and transparent
+   RGBA frames land in output/main_job/;
 5. scores the alpha against the ground truth (MAD, MSE, Grad, dtSSD; "hr" protocol) and writes
    output/main_job/report.json.
 """
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     alpha_files = sorted(job_out.glob("alpha_*.png"))
     videos = sorted(job_out.glob("foreground_*.mp4"))
+    rgba_files = sorted(job_out.glob("rgba_*.png"))
     pred = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("L")) for p in alpha_files])).float() / 255.0
     metrics = evaluate_sequence(pred, sample.alpha, protocol="hr")
     summary = {
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "matting": {k: v for k, v in matte_inputs.items() if not isinstance(v, list)},
         "weights": model_name if args.weights is None else str(args.weights),
         "seconds": round(seconds, 2),
-        "outputs": [str(p) for p in videos + alpha_files],
+        "outputs": [str(p) for p in videos + alpha_files + rgba_files],
         "metrics_hr": metrics,
     }
     (job_out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")

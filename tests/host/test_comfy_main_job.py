@@ -20,6 +20,7 @@ def test_main_job_writes_outputs_and_scores_them(host: Host, tmp_path) -> None:
     job = out / run_main_job.JOB_DIR
     assert len(list(job.glob("alpha_*.png"))) == 3
     assert len(list(job.glob("foreground_*.mp4"))) == 1
+    assert len(list(job.glob("rgba_*.png"))) == 3
     report = json.loads((job / "report.json").read_text())
     assert set(report["metrics_hr"]) >= {"MAD", "MSE", "Grad", "dtSSD"}
     assert all(v >= 0 for v in report["metrics_hr"].values())

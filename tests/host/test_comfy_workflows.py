@@ -94,6 +94,11 @@ def test_example_workflow_runs_and_matches_core(host: Host, reference_model, ste
     assert _saved_videos(host, result, graph) and set(_saved_videos(host, result, graph)) == {(FRAMES, HEIGHT, WIDTH)}
 
     alpha = _saved_alpha(host, result)
+    for save_id in [k for k, n in graph.items() if n["class_type"] == "SaveImage"]:
+        images = [Image.open(io.BytesIO(host.server.view(item))) for item in result.output_files(save_id)]
+        if images[0].mode == "RGBA":  # transparent PNGs: their alpha channel is the matte
+            channel = torch.from_numpy(np.stack([np.asarray(i.getchannel("A")) for i in images])).float() / 255
+            assert float((channel - alpha).abs().max()) <= 1 / 255 + 1e-6
     expected = _reference(host, reference_model, graph)
     # SaveImage truncates 255*alpha to 8 bits; the server's float alpha must round the same way.
     assert float((alpha - expected).abs().max()) <= 1 / 255 + 1e-6
