@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     (job_out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
-        f"main job: {len(alpha_files)} alpha frames and {len(videos)} foreground video in {job_out} ({seconds:.1f} s)"
+        f"main job: {len(videos)} foreground video, {len(alpha_files)} alpha frames and {len(rgba_files)} "
+        f"transparent RGBA frames in {job_out} ({seconds:.1f} s)"
     )
     print("alpha error vs. exact ground truth (hr protocol): "
           + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))  # fmt: skip
