@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import comfy.model_management as mm
 import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..matanyone2_core.compositing import composite, parse_color
 from .schema import advanced, schema
 
 FITS = ["cover", "stretch", "error"]
 MODES = ["premultiplied", "straight"]
-_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
-
-
-def parse_color(text: str) -> torch.Tensor:
-    """'#RRGGBB' (or 'RRGGBB') -> float RGB in 0..1."""
-    match = _HEX.match(text.strip())
-    if match is None:
-        raise ValueError(f"background_color must be a hex colour like #00B140, got {text!r}")
-    value = match.group(1)
-    return torch.tensor([int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4)], dtype=torch.float32)
 
 
 def fit_background(background: torch.Tensor, frames: int, height: int, width: int, fit: str) -> torch.Tensor:
@@ -136,9 +125,5 @@ class MA2Composite(io.ComfyNode):
         else:
             bg = fit_background(background, frames, height, width, background_fit)
 
-        out = torch.empty_like(fg)
-        for t in range(frames):  # per frame, so temporaries stay one frame in size
-            a = alpha[t if alpha.shape[0] > 1 else 0].unsqueeze(-1)
-            f = fg[t] if foreground_mode == "premultiplied" else fg[t] * a
-            out[t] = (f + (1.0 - a) * bg[t if bg.shape[0] > 1 else 0]).clamp(0.0, 1.0)
+        out = composite(fg, alpha, bg, premultiplied=foreground_mode == "premultiplied")
         return io.NodeOutput(out.to(mm.intermediate_device()))

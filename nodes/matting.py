@@ -177,9 +177,7 @@ class MA2MatteVideo(io.ComfyNode):
         bar = comfy.utils.ProgressBar(count)
 
         def on_frame(done: int, total: int) -> None:
-            # The progress hook raises on a user interrupt; the explicit check covers runs without a hook.
-            bar.update_absolute(done, total)
-            mm.throw_exception_if_processing_interrupted()
+            bar.update_absolute(done, total)  # ComfyUI's progress hook may also raise the interrupt
 
         try:
             alpha = matte_video(
@@ -194,6 +192,7 @@ class MA2MatteVideo(io.ComfyNode):
                 keyframes=keyframes or None,
                 anchor=anchor_frame,
                 progress=on_frame,
+                check_interrupt=mm.throw_exception_if_processing_interrupted,
             )
         finally:
             mm.soft_empty_cache()

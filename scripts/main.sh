@@ -5,9 +5,5 @@
 #   MA2_WEIGHTS=/path/file (or --weights FILE)  use that weights file
 #   MA2_COMFY_BASE=DIR (or --base DIR)          ComfyUI base folder (default ~/.cache/matanyone2-comfyui/base)
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ENV_DIR=$(bash "$ROOT/scripts/setup_env.sh" | tail -n 1)
-export MA2_ENV_DIR=$ENV_DIR
-export COMFYUI_DIR=${COMFYUI_DIR:-$ENV_DIR/ComfyUI}
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/activate_env.sh"
 exec "$ENV_DIR/venv/bin/python" "$ROOT/scripts/run_main_job.py" "$@"

@@ -91,6 +91,17 @@ def test_progress_reports_every_frame_and_an_exception_stops_the_run(model, clip
     with pytest.raises(Stop):
         matte_video(model, frames, mask, warmup=0, progress=stop_at_three)
 
+    steps = []
+
+    def stop_during_warmup():
+        steps.append(1)
+        if len(steps) == 4:  # the mask step, then warm-up predictions of the anchor frame
+            raise Stop
+
+    with pytest.raises(Stop):
+        matte_video(model, frames, mask, warmup=10, check_interrupt=stop_during_warmup)
+    assert len(steps) == 4
+
 
 def test_tiny_frames_with_fewer_memory_tokens_than_top_k(model):
     frames = random_frames(4, 32, 48)

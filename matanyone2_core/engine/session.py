@@ -8,6 +8,8 @@ mask value), with a memory frame every `mem_every` frames and the sensory memory
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..network.model import FrameFeatures, MatAnyone2Network
@@ -19,9 +21,17 @@ from .preprocess import internal_size, pad, padding_for, prepare_mask, resize_bi
 class MattingSession:
     """Holds all per-clip state on the model's device; `step` returns each alpha on the CPU."""
 
-    def __init__(self, model: MatAnyone2Network, options: MattingOptions | None = None):
+    def __init__(
+        self,
+        model: MatAnyone2Network,
+        options: MattingOptions | None = None,
+        *,
+        check_interrupt: Callable[[], None] | None = None,
+    ):
+        """`check_interrupt` is called before every network step (warm-up steps included); it may raise."""
         self.model = model
         self.options = options or MattingOptions()
+        self.check_interrupt = check_interrupt
         self.device = model.device
         self.frame_size: tuple[int, int] | None = None
         self.frames_done = 0
@@ -94,6 +104,8 @@ class MattingSession:
         force_permanent: bool = False,
     ) -> torch.Tensor:
         """One official inference step on a `[3,H,W]` image; `mask` is on the 0..255 scale."""
+        if self.check_interrupt is not None:
+            self.check_interrupt()
         height, width = image.shape[-2:]
         reduced = internal_size(height, width, self.options.max_internal_size)
         if reduced is not None:

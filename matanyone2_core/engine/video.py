@@ -46,6 +46,7 @@ def matte_video(
     keyframes: Mapping[int, torch.Tensor] | None = None,
     anchor: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
     options: MattingOptions | None = None,
 ) -> torch.Tensor:
     """Alpha matte `[T,H,W]` float32 (CPU) in [0,1] for `frames` `[T,H,W,3]` float in [0,1].
@@ -54,7 +55,8 @@ def matte_video(
     8-bit image, then dilated and eroded). `keyframes` maps other frame indices to masks that re-prompt the
     matting there (kept as permanent memory). With `anchor > 0` matting runs backward to frame 0 and forward
     to the end, both from the anchor, which both passes matte identically. `progress(done, total)` is
-    called after every output frame; an exception raised from it stops matting and propagates.
+    called after every output frame, `check_interrupt()` before every network step (warm-up steps
+    included); an exception raised from either stops matting and propagates.
     `options`, when given, supplies every setting and overrides the keyword arguments.
     """
     _check_frames(frames)
@@ -83,7 +85,7 @@ def matte_video(
     if anchor > 0:
         passes.append(range(anchor, -1, -1))
     for order in passes:
-        session = MattingSession(model, options)
+        session = MattingSession(model, options, check_interrupt=check_interrupt)
         try:
             for index in order:
                 mask = first_mask if index == anchor else keyframes.get(index)
