@@ -27,6 +27,7 @@ from PIL import Image
 
 from . import metrics as M
 from ._plot import plot_series
+from .io import read_rgb, to_uint8
 
 DATASETS = ("videomatte", "youtubematte", "crgnn", "synthetic")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -201,12 +202,6 @@ def discover_clips(config: BenchmarkConfig) -> tuple[str, list[ClipSpec]]:
 # ------------------------------------------------------------------------------------------- matting
 
 
-def read_rgb(path: Path) -> torch.Tensor:
-    """An 8-bit image as ``[H,W,3]`` float32 in [0,1]."""
-    with Image.open(path) as im:
-        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).float() / 255.0
-
-
 def read_gray_u8(path: Path) -> torch.Tensor:
     """An 8-bit greyscale image as ``[H,W]`` uint8."""
     with Image.open(path) as im:
@@ -215,7 +210,7 @@ def read_gray_u8(path: Path) -> torch.Tensor:
 
 def alpha_to_u8(alpha: torch.Tensor) -> torch.Tensor:
     """``round(clip(alpha * 255))`` (halves to even), as the official script writes its PNGs."""
-    return torch.round((alpha.float() * 255.0).clamp(0.0, 255.0)).to(torch.uint8)
+    return torch.from_numpy(to_uint8(alpha))
 
 
 def _u8_to_float(x: torch.Tensor) -> torch.Tensor:

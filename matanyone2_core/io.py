@@ -18,8 +18,10 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return np.round(x.detach().float().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
 
 
-def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+def read_rgb(path: str | Path) -> torch.Tensor:
+    """An image file as `[H,W,3]` float32 in [0,1] (8-bit RGB / 255)."""
+    with Image.open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).astype(np.float32) / 255.0)
 
 
 def read_mask(path: str | Path) -> torch.Tensor:
@@ -46,8 +48,7 @@ def iter_frames(source: str | Path) -> tuple[int | None, Iterator[torch.Tensor]]
 
         def from_files() -> Iterator[torch.Tensor]:
             for f in files:
-                with Image.open(f) as im:
-                    yield image_to_tensor(im)
+                yield read_rgb(f)
 
         return len(files), from_files()
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .io import to_uint8
+
 SUBFRAMES = 7  # sub-frame positions averaged for motion blur (odd: the middle one is the sharp frame)
 SHUTTER = 0.6  # fraction of the frame interval the shutter stays open
 MASK_FILENAME = "first_frame_seg_mask.png"
@@ -231,10 +233,6 @@ def make_clip(height: int, width: int, frames: int, seed: int = 0) -> SyntheticC
     )
 
 
-def _to_u8(x: torch.Tensor) -> np.ndarray:
-    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).numpy()
-
-
 def write_clip(clip: SyntheticClip, clip_dir: str | Path) -> Path:
     """Write ``clip`` as 8-bit PNGs in the VideoMatte-like layout the benchmark reads.
 
@@ -246,8 +244,8 @@ def write_clip(clip: SyntheticClip, clip_dir: str | Path) -> Path:
     for sub, tensor in parts.items():
         (clip_dir / sub).mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(tensor):
-            Image.fromarray(_to_u8(frame)).save(clip_dir / sub / f"{i:04d}.png")
-    Image.fromarray(_to_u8(clip.first_mask)).save(clip_dir / MASK_FILENAME)
+            Image.fromarray(to_uint8(frame)).save(clip_dir / sub / f"{i:04d}.png")
+    Image.fromarray(to_uint8(clip.first_mask)).save(clip_dir / MASK_FILENAME)
     return clip_dir
 
 
