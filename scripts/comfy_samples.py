@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from matanyone2_core.io import to_uint8
+
 CLIP_FILE = "ma2_sample_clip.mp4"
 FIRST_MASK_FILE = "ma2_sample_first_mask.png"
 KEYFRAME_MASKS_FILE = "ma2_sample_keyframe_masks.mp4"
@@ -31,10 +33,6 @@ class SampleInputs:
     keyframe_masks: torch.Tensor  # [T,H,W] float32: non-zero only on keyframes
     keyframes: list[int]
     alpha: torch.Tensor  # [T,H,W] exact ground truth
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 def write_video(path: Path, frames_u8: np.ndarray, fps: int = FPS) -> None:

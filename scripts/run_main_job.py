@@ -24,9 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -111,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     base = comfy_host.prepare_base(args.base.expanduser().resolve())
     model_name, extra = resolve_weights(args, base)
 
+    from matanyone2_core.io import read_mask
     from matanyone2_core.metrics import evaluate_sequence
 
     sample = comfy_samples.write_sample_inputs(base / "input", args.height, args.width, args.frames, args.seed)
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     alpha_files = sorted(job_out.glob("alpha_*.png"))
     videos = sorted(job_out.glob("foreground_*.mp4"))
     rgba_files = sorted(job_out.glob("rgba_*.png"))
-    pred = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("L")) for p in alpha_files])).float() / 255.0
+    pred = torch.stack([read_mask(p) for p in alpha_files])
     metrics = evaluate_sequence(pred, sample.alpha, protocol="hr")
     summary = {
         "workflow": f"workflows/{MATTE_FIRST_FRAME}.json",
