@@ -85,6 +85,13 @@ def main() -> None:
     if args.child:
         print(json.dumps(_measure(*json.loads(args.child))))
         return
+    sys.path.insert(0, str(ROOT))
+    from matanyone2_core import resolve_device
+
+    try:
+        resolve_device(args.device, name="--device")  # one clear error here rather than one per child
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"| implementation | size | steady-state fps | peak {'VRAM' if args.device == 'cuda' else 'RSS'} (MiB) |")
     print("|---|---|---|---|")
     for size in args.sizes:

@@ -8,18 +8,24 @@ from .checkpoint import (
     download_official_weights,
     load_matting_model,
 )
-from .engine.options import MattingOptions
+from .engine.options import MAX_INTERNAL_SIZE, MAX_KERNEL, MAX_WARMUP, MattingOptions
 from .engine.session import MattingSession
+from .engine.validate import VALUE_TOLERANCE, resolve_device
 from .engine.video import matte_video
 
 __all__ = [
+    "MAX_INTERNAL_SIZE",
+    "MAX_KERNEL",
+    "MAX_WARMUP",
     "OFFICIAL_WEIGHTS_FILENAME",
     "OFFICIAL_WEIGHTS_SHA256",
     "OFFICIAL_WEIGHTS_URL",
+    "VALUE_TOLERANCE",
     "CheckpointError",
     "MattingOptions",
     "MattingSession",
     "download_official_weights",
     "load_matting_model",
     "matte_video",
+    "resolve_device",
 ]

@@ -23,12 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; exit codes: 0 done, 2 an error (one line "error: ...", no traceback), 130 Ctrl-C."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (CheckpointError, ValueError, OSError, RuntimeError) as exc:  # OSError covers FileNotFoundError
+        # one line: a multi-line message (torch's, say) is joined, the text itself is left as it is
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return cli_matte.EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return cli_matte.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from PIL import Image
 
 from . import metrics as M
 from ._plot import plot_series
+from .engine.validate import resolve_device
 from .io import read_rgb, to_uint8
 
 DATASETS = ("videomatte", "youtubematte", "crgnn", "synthetic")
@@ -542,7 +543,7 @@ def _cli(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         masks=args.masks,
         max_clips=args.max_clips,
-        device=args.device,
+        device=str(resolve_device(args.device, name="--device")),  # a bad device fails before any clip is read
         precision=args.precision,
         warmup=args.warmup,
         erode=args.erode,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .engine.validate import resolve_device
 from .network.model import MatAnyone2Network
 
 OFFICIAL_WEIGHTS_URL = "https://github.com/pq-yang/MatAnyone2/releases/download/v1.0.0/matanyone2.pth"
@@ -21,6 +22,8 @@ OFFICIAL_WEIGHTS_FILENAME = "matanyone2.pth"
 OFFICIAL_WEIGHTS_SHA256: str | None = "5e9821e4087231427376b437c85bb6e072b41e582314f06fd524f75bc4af5914"
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# Storage dtypes a checkpoint's float tensors may have (cast to the model's precision on loading).
+CHECKPOINT_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 # Parts the official code runs in fp32 even under autocast; they keep fp32 weights in reduced precision.
 FP32_MODULES = (
     "mask_encoder.sensory_update",
@@ -105,23 +108,60 @@ def verify_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.
         raise CheckpointError(f"{source}: not a MatAnyone 2 checkpoint of the expected layout: {'; '.join(problems)}")
 
 
+def check_tensor_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse tensors the network cannot use: a wrong dtype or layout, NaN or infinities.
+
+    Float tensors may be stored in any of `CHECKPOINT_FLOAT_DTYPES` (they are cast on loading); the integer
+    buffers of the official layout (`num_batches_tracked`, int64) must hold integers. Runs after the layout
+    check, so every key of `state` is one the network has.
+    """
+    wrong = []
+    for key, tensor in state.items():
+        want = expected[key]
+        if tensor.layout != torch.strided:
+            wrong.append(f"{key} ({tensor.layout})")
+        elif want.is_floating_point():
+            if tensor.dtype not in CHECKPOINT_FLOAT_DTYPES:
+                wrong.append(f"{key} ({tensor.dtype}, expected floating point)")
+        elif tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+            wrong.append(f"{key} ({tensor.dtype}, expected {want.dtype})")
+    if wrong:
+        raise CheckpointError(
+            f"{source}: {len(wrong)} tensor(s) of an unusable dtype: {', '.join(wrong[:_SHOWN_KEYS])}; "
+            f"weights must be {', '.join(str(d).removeprefix('torch.') for d in CHECKPOINT_FLOAT_DTYPES)}"
+        )
+    # A diverged or corrupted checkpoint: every alpha would come out NaN, frame after frame, without an error.
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensor(s) contain NaN or infinite values: {', '.join(bad[:_SHOWN_KEYS])} "
+            "(a corrupted or diverged checkpoint)"
+        )
+
+
 def load_matting_model(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> MatAnyone2Network:
     """Build the network from a `.pth` or `.safetensors` checkpoint (MatAnyone 2 or 1), in eval mode.
 
     `dtype` float32 is the exact mode; float16/bfloat16 store most weights in that precision and keep the
-    parts the official code protects from autocast in fp32.
+    parts the official code protects from autocast in fp32. `device` goes through `resolve_device` (an
+    unusable device is a ValueError naming the available ones). A file that cannot be used (unreadable,
+    another layout, a wrong dtype, NaN or infinite weights) is a CheckpointError naming the file and the
+    first offending keys.
     """
     if dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"load_matting_model: dtype must be one of {SUPPORTED_DTYPES}, got {dtype}")
+    device = resolve_device(device)  # before the (slow) read, so that a typo fails at once
     state = reduce_multi_object(read_state_dict(path))
     model = MatAnyone2Network()
-    verify_state_dict(state, model.state_dict(), str(path))
+    expected = model.state_dict()
+    verify_state_dict(state, expected, str(path))
+    check_tensor_values(state, expected, str(path))
     model.load_state_dict(state, strict=True)
     model.eval().requires_grad_(False)
     set_precision(model, dtype)
-    return model.to(torch.device(device))
+    return model.to(device)
 
 
 def set_precision(model: MatAnyone2Network, dtype: torch.dtype) -> MatAnyone2Network:

@@ -1,9 +1,16 @@
-"""`python -m matanyone2_core matte`: frames + first-frame mask -> alpha and foreground PNGs."""
+"""`python -m matanyone2_core matte`: frames + first-frame mask -> alpha and foreground PNGs.
+
+Every input is checked before the first file is written (frame headers, mask and keyframe sizes and
+indices, options, device, weights, the output folder), each PNG is written atomically, and Ctrl-C stops
+with exit code 130 leaving only complete files.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,9 +19,28 @@ import torch
 from .checkpoint import load_matting_model
 from .engine.options import MattingOptions
 from .engine.session import MattingSession
-from .io import iter_frames, read_mask, save_alpha, save_foreground
+from .engine.validate import check_kernels, check_keyframes, check_mask, resolve_device
+from .io import iter_frames, probe_frames, read_mask, save_alpha, save_foreground
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OUTPUT_KINDS = ("pha", "fgr")
+
+EXIT_OK = 0
+EXIT_ERROR = 2  # also argparse's code for a bad command line
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+EPILOG = """\
+exit codes:
+  0    every frame was written
+  1    an unexpected failure (a bug: Python prints a traceback)
+  2    an error, printed as one line "error: ..."; bad input (frames, masks, options, device, weights,
+       output folder) is found before anything is written
+  130  interrupted (Ctrl-C): the frames written so far are complete files, no partial file is left
+
+An RGBA or LA mask with transparency (a cut-out of the subject) is read by its alpha channel; any other
+mask image is read as grey (non-zero = subject). The output folder must not hold frames of another run
+(OUT/pha/*.png, OUT/fgr/*.png) unless --overwrite is given, which removes those files first.
+"""
 
 
 class ProgressBar:
@@ -38,50 +64,120 @@ class ProgressBar:
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("matte", help="matte a clip from a first-frame mask")
+    p = subparsers.add_parser(
+        "matte", help="matte a clip from a first-frame mask", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--frames", required=True, help="folder of frames (sorted by name) or a video file")
-    p.add_argument("--mask", required=True, help="first-frame mask image (non-zero = subject)")
+    p.add_argument("--mask", required=True, help="first-frame mask image (non-zero = subject, or a cut-out's alpha)")
     p.add_argument("--weights", required=True, help="matanyone2.pth / .safetensors (MatAnyone 1 works too)")
     p.add_argument("--out", required=True, help="output folder: pha/0000.png alphas, fgr/0000.png RGBA")
     p.add_argument("--keyframe", action="append", default=[], metavar="INDEX:MASK.png",
                    help="re-prompt with a mask at a later frame (repeatable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="remove the frames of an earlier run (OUT/pha/*.png, OUT/fgr/*.png) before writing")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--erode", type=int, default=10)
     p.add_argument("--dilate", type=int, default=10)
     p.add_argument("--max-internal-size", type=int, default=-1)
     p.add_argument("--long-term", action="store_true", help="long-term memory (for long clips)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu, cuda, cuda:N (default: cuda when there is a GPU)")
     p.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
     p.add_argument("--no-foreground", action="store_true", help="write alphas only")
     p.set_defaults(func=run)
 
 
-def _parse_keyframes(specs: list[str]) -> dict[int, torch.Tensor]:
-    keyframes = {}
+def _read_keyframes(
+    specs: list[str], size: tuple[int, int], count: int | None
+) -> dict[int, torch.Tensor]:
+    """`INDEX:MASK.png` specs -> {index: mask}, every index and mask checked against the clip."""
+    masks: dict[int, torch.Tensor] = {}
+    labels: dict[int, str] = {}
     for spec in specs:
         index, sep, path = spec.partition(":")
-        if not sep or not index.isdigit():
+        if not sep or not index.isdigit() or not path:
             raise ValueError(f"--keyframe expects INDEX:MASK.png, got {spec!r}")
-        keyframes[int(index)] = read_mask(path)
-    return keyframes
+        if int(index) in masks:
+            raise ValueError(f"--keyframe {int(index)} is given twice")
+        masks[int(index)] = read_mask(path)
+        labels[int(index)] = f"--keyframe {int(index)} mask {path}"
+    # Frame 0 is the anchor of the CLI: its mask is --mask.
+    return check_keyframes(masks, size, count, name="--keyframe", anchor=0, labels=labels)
+
+
+def _check_writable(folder: Path, out: Path) -> None:
+    """`folder` (an existing directory) accepts new files: checked by creating and removing a probe file,
+    since permission bits say nothing about read-only mounts and root."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out} is not writable ({folder}: permission denied)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ma2-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"--out {out} is not writable ({folder}: {exc.strerror or exc})") from exc
+
+
+def check_output(out: Path, *, overwrite: bool) -> list[Path]:
+    """Check the output folder before anything is written; returns the old frames that --overwrite removes.
+
+    Refuses a file in place of the folder (or of pha/, fgr/), a folder that cannot be written, and old
+    frames (pha/*.png, fgr/*.png) unless `overwrite`: new frames are never mixed with stale ones.
+    """
+    existing = out
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == out else f"is inside {existing}, which is a file"
+        raise ValueError(f"--out {out} {where}, not a folder")
+    old: list[Path] = []
+    if existing == out:
+        for kind in OUTPUT_KINDS:
+            sub = out / kind
+            if sub.exists() and not sub.is_dir():
+                raise ValueError(f"--out {out}: {sub} is a file, not a folder")
+            if sub.is_dir():
+                _check_writable(sub, out)
+                old += sorted(sub.glob("*.png"))
+    _check_writable(existing, out)
+    if old and not overwrite:
+        shown = ", ".join(str(p.relative_to(out)) for p in old[:3]) + (", ..." if len(old) > 3 else "")
+        raise ValueError(
+            f"--out {out} already holds {len(old)} frame file(s) of another run ({shown}); "
+            "pass --overwrite to remove them first, or choose another folder"
+        )
+    return old
 
 
 def run(args: argparse.Namespace) -> int:
+    # 1. everything that can be checked cheaply, before the weights are read and before any file is written
     options = MattingOptions(
         warmup=args.warmup, erode=args.erode, dilate=args.dilate,
         max_internal_size=args.max_internal_size, long_term=args.long_term,
     )
-    keyframes = _parse_keyframes(args.keyframe)
-    mask = read_mask(args.mask)
-    model = load_matting_model(args.weights, device=args.device, dtype=DTYPES[args.precision])
-    count, frames = iter_frames(args.frames)
+    device = resolve_device(args.device, name="--device")
+    count, size = probe_frames(args.frames, name="--frames")
+    mask = check_mask(read_mask(args.mask), size, name=f"--mask {args.mask}")
+    keyframes = _read_keyframes(args.keyframe, size, count)
+    check_kernels(options, size)
     out = Path(args.out)
-    (out / "pha").mkdir(parents=True, exist_ok=True)
-    if not args.no_foreground:
-        (out / "fgr").mkdir(parents=True, exist_ok=True)
+    old_frames = check_output(out, overwrite=args.overwrite)
+    model = load_matting_model(args.weights, device=device, dtype=DTYPES[args.precision])
+
+    # 2. writing starts here
+    for path in old_frames:
+        path.unlink()
+    kinds = OUTPUT_KINDS[:1] if args.no_foreground else OUTPUT_KINDS
+    for kind in kinds:
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    _, frames = iter_frames(args.frames)
     session = MattingSession(model, options)
     bar = ProgressBar(count)
     done = 0
+    interrupted = False
     try:
         for index, frame in enumerate(frames):
             alpha = session.step(frame, mask if index == 0 else keyframes.get(index))
@@ -90,8 +186,16 @@ def run(args: argparse.Namespace) -> int:
                 save_foreground(frame, alpha, out / "fgr" / f"{index:04d}.png")
             done += 1
             bar.update(done)
+    except KeyboardInterrupt:  # save_png has already removed a partial file
+        interrupted = True
     finally:
         bar.close()
         session.close()
+    if interrupted:
+        print(f"interrupted: stopped after {done} frame(s); {out} holds only complete files", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    unused = sorted(i for i in keyframes if i >= done)  # only possible for a video of unknown length
+    if unused:
+        print(f"warning: --keyframe {unused} beyond the clip's {done} frames were not used", file=sys.stderr)
     print(f"wrote {done} alpha frames to {out / 'pha'}")
-    return 0
+    return EXIT_OK

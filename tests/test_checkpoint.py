@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from weights import random_state_dict
 
 from matanyone2_core import CheckpointError, download_official_weights, load_matting_model
+from matanyone2_core.checkpoint import check_tensor_values
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -153,3 +154,75 @@ def test_precision_option_keeps_protected_parts_in_fp32(weights_path):
 def test_random_state_dict_is_deterministic():
     a, b = random_state_dict(3), random_state_dict(3)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _set(key: str, make):
+    def edit(state: dict[str, torch.Tensor]) -> None:
+        state[key] = make(state[key])
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edits, expected",
+    [
+        (
+            [_set("pix_feat_proj.weight", lambda t: t.index_fill(0, torch.tensor([3]), float("nan")))],
+            "1 tensor(s) contain NaN or infinite values: pix_feat_proj.weight",
+        ),
+        (
+            [
+                _set("key_proj.d_proj.bias", lambda t: t + float("inf")),
+                _set("mask_decoder.pred_mat.bias", lambda t: t - float("inf")),
+            ],
+            "2 tensor(s) contain NaN or infinite values: key_proj.d_proj.bias, mask_decoder.pred_mat.bias",
+        ),
+        (
+            [_set("pix_feat_proj.weight", lambda t: (t * 100).to(torch.int32))],
+            "1 tensor(s) of an unusable dtype: pix_feat_proj.weight (torch.int32, expected floating point)",
+        ),
+        (
+            [_set("pix_feat_proj.bias", lambda t: t.to(torch.complex64))],
+            "pix_feat_proj.bias (torch.complex64, expected floating point)",
+        ),
+        ([_set("pix_feat_proj.bias", lambda t: t > 0)], "pix_feat_proj.bias (torch.bool, expected floating point)"),
+        (
+            [_set("pixel_encoder.bn1.num_batches_tracked", lambda t: t.float())],
+            "pixel_encoder.bn1.num_batches_tracked (torch.float32, expected torch.int64)",
+        ),
+    ],
+)
+def test_tensors_with_nan_or_a_wrong_dtype_are_refused_naming_the_keys(state_dict, model, edits, expected):
+    broken = dict(state_dict)
+    for edit in edits:
+        edit(broken)
+    with pytest.raises(CheckpointError) as err:
+        check_tensor_values(broken, model.state_dict(), "some/file.pth")
+    assert str(err.value).startswith("some/file.pth: ") and expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (_set("pix_feat_proj.weight", lambda t: t * float("nan")), "contain NaN or infinite values: pix_feat_proj"),
+        (_set("pix_feat_proj.weight", lambda t: t.to(torch.int32)), "unusable dtype: pix_feat_proj.weight"),
+    ],
+)
+def test_load_matting_model_refuses_such_a_file(tmp_path, state_dict, edit, expected):
+    broken = dict(state_dict)
+    edit(broken)
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(CheckpointError) as err:
+        load_matting_model(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_reduced_precision_storage_and_int64_buffers_still_load(tmp_path, state_dict):
+    assert state_dict["pixel_encoder.bn1.num_batches_tracked"].dtype == torch.int64  # the official layout
+    for dtype in (torch.float16, torch.bfloat16):
+        stored = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+        save_file(stored, str(tmp_path / "w.safetensors"))
+        net = load_matting_model(tmp_path / "w.safetensors")
+        assert net.pix_feat_proj.weight.dtype == torch.float32
+        assert torch.equal(net.pix_feat_proj.weight, stored["pix_feat_proj.weight"].float())

@@ -1,13 +1,60 @@
-"""The engine's options: one small frozen dataclass passed down instead of loose arguments."""
+"""The engine's options: one small frozen dataclass passed down instead of loose arguments.
+
+Every option is bounded so that a typo (a warm-up of 10**6, a 5000-pixel kernel) is an immediate error
+rather than hours of silent work. The limits are named constants, part of the public API.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .validate import check_bool, check_int, describe
+
+#: Extra predictions of the anchor frame (official default 10).
+MAX_WARMUP = 1000
+#: Erode / dilate kernel side in pixels (official default 10); a kernel must also fit in the frame.
+MAX_KERNEL = 100
+#: `max_internal_size`: -1 (off) or a short side of 1..MAX_INTERNAL_SIZE pixels.
+MAX_INTERNAL_SIZE = 8192
+#: Working-memory frames (`max_mem_frames`, `long_term_*_mem_frames`); memory grows linearly with them.
+MAX_MEMORY_FRAMES = 100
+#: `mem_every`: a memory frame at most every this many frames.
+MAX_MEM_EVERY = 1000
+#: `top_k` memory tokens read per query pixel.
+MAX_TOP_K = 4096
+#: Long-term memory: `num_prototypes`, `max_long_term_tokens`, `buffer_tokens`.
+MAX_LONG_TERM_TOKENS = 1_000_000
+#: `query_chunk`: query pixels per memory-read chunk (the attention's peak memory grows with it).
+MAX_QUERY_CHUNK = 1 << 20
+
+# (low, high) for each int option; max_internal_size also allows -1.
+LIMITS: dict[str, tuple[int, int]] = {
+    "warmup": (0, MAX_WARMUP),
+    "erode": (0, MAX_KERNEL),
+    "dilate": (0, MAX_KERNEL),
+    "max_internal_size": (1, MAX_INTERNAL_SIZE),
+    "mem_every": (1, MAX_MEM_EVERY),
+    "max_mem_frames": (1, MAX_MEMORY_FRAMES),
+    "top_k": (1, MAX_TOP_K),
+    "long_term_max_mem_frames": (1, MAX_MEMORY_FRAMES),
+    "long_term_min_mem_frames": (1, MAX_MEMORY_FRAMES),
+    "num_prototypes": (1, MAX_LONG_TERM_TOKENS),
+    "max_long_term_tokens": (1, MAX_LONG_TERM_TOKENS),
+    "buffer_tokens": (0, MAX_LONG_TERM_TOKENS),
+    "query_chunk": (1, MAX_QUERY_CHUNK),
+}
 
 
 @dataclass(frozen=True)
 class MattingOptions:
-    """Inference settings; the defaults are the official ones."""
+    """Inference settings; the defaults are the official ones.
+
+    Every int option must be a real int (not a float, not a bool) within `LIMITS` (warm-up 0..MAX_WARMUP,
+    erode/dilate 0..MAX_KERNEL, max_internal_size -1 or 1..MAX_INTERNAL_SIZE, ...); a ValueError names the
+    option, the allowed range and the value otherwise. Kernels are also checked against the frame size
+    once it is known (`validate.check_kernels`).
+    """
 
     warmup: int = 10  # extra predictions of the first frame before its alpha is kept
     erode: int = 10  # elliptical kernel size for the first-mask erosion (0 = off)
@@ -25,15 +72,26 @@ class MattingOptions:
     query_chunk: int = 4096  # query pixels per memory-read chunk (bounds the attention's peak memory)
 
     def __post_init__(self) -> None:
-        for name in ("warmup", "erode", "dilate"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"MattingOptions.{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_internal_size == 0 or self.max_internal_size < -1:
-            raise ValueError(
-                f"MattingOptions.max_internal_size must be -1 (off) or a positive size, got {self.max_internal_size}"
-            )
-        for name in ("mem_every", "max_mem_frames", "top_k", "query_chunk", "num_prototypes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MattingOptions.{name} must be >= 1, got {getattr(self, name)}")
-        if self.long_term and self.long_term_min_mem_frames >= self.long_term_max_mem_frames:
-            raise ValueError("MattingOptions.long_term_min_mem_frames must be below long_term_max_mem_frames")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "long_term":
+                checked = check_bool(value, name=f.name)
+            else:
+                low, high = LIMITS[f.name]
+                also = (-1,) if f.name == "max_internal_size" else ()
+                checked = check_int(value, name=f.name, low=low, high=high, also=also)
+            object.__setattr__(self, f.name, checked)  # normalised (numpy ints -> int); still frozen to callers
+        if self.long_term:
+            if self.long_term_min_mem_frames >= self.long_term_max_mem_frames:
+                raise ValueError("long_term_min_mem_frames must be below long_term_max_mem_frames")
+            if self.num_prototypes + self.buffer_tokens >= self.max_long_term_tokens:
+                raise ValueError("max_long_term_tokens must exceed num_prototypes + buffer_tokens")
+
+
+def check_options(options: Any, *, name: str = "options") -> MattingOptions:
+    """`options` itself when it is a MattingOptions, the official defaults for None; anything else is refused."""
+    if options is None:
+        return MattingOptions()
+    if not isinstance(options, MattingOptions):
+        raise ValueError(f"{name} must be a MattingOptions or None, got {describe(options)}")
+    return options

@@ -14,12 +14,17 @@ import torch
 
 from ..network.model import FrameFeatures, MatAnyone2Network
 from .memory import MemoryBank
-from .options import MattingOptions
+from .options import MattingOptions, check_options
 from .preprocess import internal_size, pad, padding_for, prepare_mask, resize_bilinear, unpad
+from .validate import check_callable, check_frame, check_kernels, check_mask, check_model
 
 
 class MattingSession:
-    """Holds all per-clip state on the model's device; `step` returns each alpha on the CPU."""
+    """Holds all per-clip state on the model's device; `step` returns each alpha on the CPU.
+
+    `close()` releases the state and ends the session: a later `step` raises ValueError (start a new
+    session for another clip).
+    """
 
     def __init__(
         self,
@@ -29,12 +34,14 @@ class MattingSession:
         check_interrupt: Callable[[], None] | None = None,
     ):
         """`check_interrupt` is called before every network step (warm-up steps included); it may raise."""
-        self.model = model
-        self.options = options or MattingOptions()
+        self.model = check_model(model)
+        self.options = check_options(options)
+        check_callable(check_interrupt, name="check_interrupt")
         self.check_interrupt = check_interrupt
         self.device = model.device
         self.frame_size: tuple[int, int] | None = None
         self.frames_done = 0
+        self.closed = False
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -46,25 +53,42 @@ class MattingSession:
         self.last_mask_value: torch.Tensor | None = None
 
     def close(self) -> None:
-        """Release every tensor the session holds (device memory is freed once nothing else refers to it)."""
+        """Release every tensor the session holds and end it (device memory is freed once nothing else refers
+        to it). Closing twice is fine; `step` after `close` raises ValueError."""
         self._reset_state()
         self.frame_size = None
+        self.closed = True
 
     @torch.inference_mode()
     def step(self, frame: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Matte the next frame.
 
-        frame: `[H,W,3]` float in [0,1]. mask: `[H,W]` float in [0,1], required on the first call (the
-        anchor mask); on later calls an optional keyframe mask that is stored as permanent memory before the
-        frame is predicted. Every mask is dilated and eroded as configured. Returns the alpha `[H,W]`
-        float32 on the CPU.
+        frame: `[H,W,3]` float in [0,1] (values within `VALUE_TOLERANCE` outside are clamped). mask: `[H,W]`
+        in [0,1], required on the first call (the anchor mask); on later calls an optional keyframe mask
+        that is stored as permanent memory before the frame is predicted. Masks must not be empty
+        (`mask_is_empty`). Every mask is dilated and eroded as configured. Returns the alpha `[H,W]`
+        float32 on the CPU. Every input is checked before any state changes, so a refused call leaves the
+        session as it was.
         """
-        image, size = self._check_frame(frame)
+        if self.closed:
+            raise ValueError("MattingSession is closed; start a new session for another clip")
         first = self.frames_done == 0
+        name = f"frame {self.frames_done}"
+        frame = check_frame(frame, name=name)
+        size = (frame.shape[0], frame.shape[1])
+        if self.frame_size is not None and size != self.frame_size:
+            raise ValueError(f"{name}: frame size {size} differs from the clip's {self.frame_size}")
         if first and mask is None:
             raise ValueError("MattingSession.step: the first frame needs a mask (the anchor mask)")
         if mask is not None:
-            mask255 = self._prepare_mask(mask, size)
+            mask = check_mask(mask, size, name="mask" if first else f"keyframe mask at {name}")
+        if first:
+            check_kernels(self.options, size)
+
+        self.frame_size = size
+        image = frame.to(self.device, torch.float32).permute(2, 0, 1)
+        if mask is not None:
+            mask255 = prepare_mask(mask, self.options.erode, self.options.dilate).to(self.device)
             self._step(image, mask=mask255, force_permanent=not first)
         if first:
             alpha = self._step(image, first_frame_pred=True)
@@ -74,26 +98,6 @@ class MattingSession:
             alpha = self._step(image)
         self.frames_done += 1
         return alpha.float().cpu()
-
-    def _check_frame(self, frame: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        if not isinstance(frame, torch.Tensor) or frame.ndim != 3 or frame.shape[-1] != 3:
-            shape = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
-            raise ValueError(f"MattingSession.step: frame must be a [H,W,3] tensor, got {shape}")
-        size = (frame.shape[0], frame.shape[1])
-        if self.frame_size is None:
-            self.frame_size = size
-        elif size != self.frame_size:
-            raise ValueError(f"MattingSession.step: frame size {size} differs from the clip's {self.frame_size}")
-        image = frame.to(self.device, torch.float32).permute(2, 0, 1)
-        return image, size
-
-    def _prepare_mask(self, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or tuple(mask.shape) != size:
-            shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"MattingSession.step: mask must be [H,W] = {list(size)} like the frame, got {shape}")
-        if not torch.isfinite(mask).all():
-            raise ValueError("MattingSession.step: mask contains NaN or infinite values")
-        return prepare_mask(mask, self.options.erode, self.options.dilate).to(self.device)
 
     def _step(
         self,

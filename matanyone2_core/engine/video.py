@@ -7,30 +7,17 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..network.model import MatAnyone2Network
-from .options import MattingOptions
+from .options import MattingOptions, check_options
 from .session import MattingSession
-
-
-def _check_mask(mask: torch.Tensor, size: tuple[int, int], name: str) -> torch.Tensor:
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"{name} must be a tensor, got {type(mask).__name__}")
-    if mask.ndim == 3 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.ndim != 2 or tuple(mask.shape) != size:
-        raise ValueError(f"{name} must be [H,W] = {list(size)} like the frames, got {list(mask.shape)}")
-    if not torch.isfinite(mask).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return mask
-
-
-def _check_frames(frames: torch.Tensor) -> None:
-    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
-        shape = list(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise ValueError(f"frames must be a [T,H,W,3] tensor (RGB, values in 0..1), got {shape}")
-    if frames.shape[0] == 0:
-        raise ValueError("frames is empty (T = 0)")
-    if not frames.is_floating_point():
-        raise ValueError(f"frames must be floating point in 0..1, got {frames.dtype}")
+from .validate import (
+    check_callable,
+    check_frames,
+    check_index,
+    check_kernels,
+    check_keyframes,
+    check_mask,
+    check_model,
+)
 
 
 def matte_video(
@@ -58,26 +45,28 @@ def matte_video(
     called after every output frame, `check_interrupt()` before every network step (warm-up steps
     included); an exception raised from either stops matting and propagates.
     `options`, when given, supplies every setting and overrides the keyword arguments.
+
+    Every input is checked before any work (see `engine.validate`): frames must be finite floats in 0..1
+    (within `VALUE_TOLERANCE`), masks non-empty and of the frame size, indices ints in range, options within
+    the `MattingOptions` limits, kernels no larger than the frame. Any bad input raises ValueError naming it.
     """
-    _check_frames(frames)
+    # Every input is checked here, before the first network step: a bad frame late in a long clip must
+    # not cost the whole clip's work before it is reported.
+    model = check_model(model)
+    check_frames(frames)
     total, height, width = frames.shape[:3]
     size = (height, width)
-    first_mask = _check_mask(first_mask, size, "first_mask")
-    if not (torch.round(first_mask.float().clamp(0, 1) * 255) > 0).any():
-        raise ValueError("first_mask is empty: no pixel of the anchor mask marks the subject")
-    if not 0 <= anchor < total:
-        raise ValueError(f"anchor frame {anchor} is out of range for a clip of {total} frames")
-    keyframes = dict(keyframes or {})
-    for index, mask in list(keyframes.items()):
-        if not 0 <= index < total:
-            raise ValueError(f"keyframe index {index} is out of range for a clip of {total} frames")
-        if index == anchor:
-            raise ValueError(f"keyframe index {index} is the anchor frame; pass that mask as first_mask")
-        keyframes[index] = _check_mask(mask, size, f"keyframe mask {index}")
+    first_mask = check_mask(first_mask, size, name="first_mask")
+    anchor = check_index(anchor, name="anchor", count=total)
+    keyframes = check_keyframes(keyframes, size, total, anchor=anchor)
+    check_callable(progress, name="progress")
+    check_callable(check_interrupt, name="check_interrupt")
     if options is None:
         options = MattingOptions(
             warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size, long_term=long_term
         )
+    options = check_options(options)
+    check_kernels(options, size)
 
     alphas = torch.empty(total, height, width, dtype=torch.float32)
     done = 0
