@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]  # fmt: skip
-MISSING_NODES_TEXT = "missing nodes"
+MISSING_NODES_PATTERN = r"missing nodes?\b"
 
 
 def chromium_available() -> bool:
@@ -77,16 +78,24 @@ def unregistered_nodes(page: Any) -> list[str]:
     return page.evaluate("() => app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type)")
 
 
-def visible_dialog_texts(page: Any) -> list[str]:
+#: Where frontends report a workflow's missing node types: the dialog of frontend 1.32 ("This workflow has
+#: missing nodes") and the error overlay of frontend 1.49 ("Missing node: X"), which is not a dialog.
+NOTICE_SELECTORS = "[role=dialog], .p-dialog, [data-testid=error-overlay], [role=alert], [role=status]"
+
+
+def visible_notice_texts(page: Any) -> list[str]:
+    """The text of every visible dialog, error overlay or alert on the page."""
     return page.evaluate(
-        """() => Array.from(document.querySelectorAll('[role=dialog], .p-dialog'))
+        """(selectors) => Array.from(document.querySelectorAll(selectors))
                  .filter(e => e.offsetParent !== null || e.getClientRects().length > 0)
-                 .map(e => e.innerText)"""
+                 .map(e => e.innerText)""",
+        NOTICE_SELECTORS,
     )
 
 
-def missing_nodes_dialog_shown(page: Any) -> bool:
-    return any(MISSING_NODES_TEXT in text.lower() for text in visible_dialog_texts(page))
+def missing_nodes_reported(page: Any) -> bool:
+    """True while the frontend shows a missing-nodes notice (old dialog or new error overlay)."""
+    return any(re.search(MISSING_NODES_PATTERN, text, re.IGNORECASE) for text in visible_notice_texts(page))
 
 
 def toast_texts(page: Any) -> list[str]:

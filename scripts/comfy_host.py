@@ -1,13 +1,15 @@
-"""A real ComfyUI server for this plugin: base folder, start/stop, HTTP + websocket client, UI->API graphs.
+"""A real ComfyUI server for this plugin: the configured hosts, base folder, start/stop, HTTP + websocket client.
 
 Used by the host tests (tests/host), the main job (scripts/run_main_job.py) and the workflow export helper
 (scripts/comfy_workflows.py). Needs only the standard library plus `requests` and `websocket-client`.
+UI -> API graph conversion lives in comfy_graph.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,22 +24,81 @@ import requests
 import websocket
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN_NAME = "matanyone2-video-matting"  # folder name under custom_nodes (the registry node name)
+PLUGIN_NAME = "matanyone2-suite"  # folder name under custom_nodes (the registry node name)
 WORKFLOWS_DIR = ROOT / "workflows"
 OUR_NODES = ("MA2LoadModel", "MA2MatteVideo", "MA2Composite")
 
 
+@dataclass(frozen=True)
+class HostSpec:
+    """One ComfyUI to run: its source tree and the Python (venv) that runs it."""
+
+    comfy_dir: Path
+    python: str
+
+    @property
+    def version(self) -> str:
+        """The tree's version from comfyui_version.py ("unknown" when it has none)."""
+        try:
+            text = self.version_file.read_text()
+        except OSError:
+            return "unknown"
+        match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", text)
+        return match.group(1) if match else "unknown"
+
+    @property
+    def version_file(self) -> Path:
+        return self.comfy_dir / "comfyui_version.py"
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3]) or (0,)
+
+    @property
+    def name(self) -> str:
+        return f"comfyui-{self.version}"
+
+
+def configured_hosts() -> list[HostSpec]:
+    """The ComfyUI hosts to test on, oldest first: $MA2_HOSTS (set by scripts/activate_env.sh, one
+    "<ComfyUI dir><TAB><python>" per line), else $COMFYUI_DIR or $MA2_ENV_DIR/ComfyUI with this interpreter."""
+    hosts: list[HostSpec] = []
+    for line in os.environ.get("MA2_HOSTS", "").splitlines():
+        if not line.strip():
+            continue
+        comfy_dir, _, python = line.partition("\t")
+        host = HostSpec(Path(comfy_dir), python or server_python())
+        if not (host.comfy_dir / "main.py").is_file():
+            raise RuntimeError(f"MA2_HOSTS names {comfy_dir}, which is not a ComfyUI tree (no main.py)")
+        if all(h.comfy_dir.resolve() != host.comfy_dir.resolve() for h in hosts):
+            hosts.append(host)
+    if not hosts:
+        env_dir = os.environ.get("MA2_ENV_DIR")
+        for candidate in (os.environ.get("COMFYUI_DIR"), env_dir and f"{env_dir}/ComfyUI"):
+            if candidate and (Path(candidate) / "main.py").is_file():
+                hosts.append(HostSpec(Path(candidate), server_python()))
+                break
+    return sorted(hosts, key=lambda h: h.version_tuple)
+
+
+def default_host() -> HostSpec | None:
+    """The host the main job and the export script use: $COMFYUI_DIR's when given, else the newest one."""
+    hosts = configured_hosts()
+    own = os.environ.get("COMFYUI_DIR")
+    for host in hosts:
+        if own and host.comfy_dir.resolve() == Path(own).resolve():
+            return host
+    return hosts[-1] if hosts else None
+
+
 def comfyui_dir() -> Path | None:
-    """The ComfyUI source tree: $COMFYUI_DIR, else $MA2_ENV_DIR/ComfyUI (both set by scripts/test.sh)."""
-    env_dir = os.environ.get("MA2_ENV_DIR")
-    for candidate in (os.environ.get("COMFYUI_DIR"), env_dir and f"{env_dir}/ComfyUI"):
-        if candidate and (Path(candidate) / "main.py").is_file():
-            return Path(candidate)
-    return None
+    """The ComfyUI source tree of the default host (None when no host is configured)."""
+    host = default_host()
+    return host.comfy_dir if host else None
 
 
 def server_python() -> str:
-    """The Python that runs ComfyUI: the environment's venv when known, else this interpreter."""
+    """The Python that runs the 0.3.75 host: the test venv when known, else this interpreter."""
     env = os.environ.get("MA2_ENV_DIR")
     if env and Path(env, "venv/bin/python").exists():
         return str(Path(env, "venv/bin/python"))
@@ -50,18 +111,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prepare_base(base: Path, plugin_dir: Path = ROOT) -> Path:
-    """Create a ComfyUI base directory with this plugin linked into custom_nodes."""
+def prepare_base(base: Path, plugin_dir: Path = ROOT, extra_packs: Iterable[Path] = ()) -> Path:
+    """Create a ComfyUI base directory with this plugin (and any `extra_packs`) linked into custom_nodes."""
     for sub in ("custom_nodes", "input", "output", "temp", "user/default", "models/matanyone"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings = base / "user/default/comfy.settings.json"
     if not settings.exists():
         settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.Minimap.Visible": False}))
-    link = base / "custom_nodes" / PLUGIN_NAME
-    if link.is_symlink() and link.resolve() != plugin_dir.resolve():
-        link.unlink()
-    if not link.exists():
-        link.symlink_to(plugin_dir.resolve(), target_is_directory=True)
+    for name, target in [(PLUGIN_NAME, plugin_dir), *((Path(p).name, Path(p)) for p in extra_packs)]:
+        link = base / "custom_nodes" / name
+        if link.is_symlink() and link.resolve() != target.resolve():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(target.resolve(), target_is_directory=True)
     return base
 
 
@@ -89,10 +151,11 @@ class RunResult:
 class ComfyServer:
     """One ComfyUI process on a loopback port, stopped by its PID."""
 
-    def __init__(self, comfy_dir: Path, base: Path, *, python: str | None = None, extra_args: Iterable[str] = ()):
-        self.comfy_dir = Path(comfy_dir)
+    def __init__(self, host: HostSpec, base: Path, *, extra_args: Iterable[str] = ()):
+        self.host = host
+        self.comfy_dir = host.comfy_dir
         self.base = Path(base)
-        self.python = python or server_python()
+        self.python = host.python
         self.extra_args = list(extra_args)
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -176,6 +239,8 @@ class ComfyServer:
         return response.content
 
     def queue(self, prompt: dict[str, Any], client_id: str) -> dict[str, Any]:
+        # The frontend sends a title with every node; 0.33's node replacement fails on a node without one.
+        prompt = {k: {"_meta": {"title": v.get("class_type", "")}, **v} for k, v in prompt.items()}
         response = requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": client_id}, timeout=60)
         body = response.json()
         if response.status_code != 200:
@@ -238,66 +303,6 @@ class PromptRejected(RuntimeError):
     def __init__(self, body: dict[str, Any]):
         super().__init__(json.dumps(body)[:2000])
         self.body = body
-
-
-# UI workflow -> API graph --------------------------------------------------------------------------------
-
-_WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-
-
-def _is_widget(spec: Any) -> bool:
-    kind, options = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
-    if options.get("forceInput"):
-        return False
-    return isinstance(kind, list) or kind in _WIDGET_TYPES
-
-
-def _extra_widget_values(name: str, spec: Any) -> int:
-    """How many extra values the frontend stores right after this widget's own value.
-
-    A seed's "control after generate" follows it directly; an upload button's value is stored after all
-    other widgets, so it never shifts the inputs that the server knows.
-    """
-    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    if options.get("control_after_generate") or (spec[0] == "INT" and name in ("seed", "noise_seed")):
-        return 1
-    return 0
-
-
-def ui_to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
-    """Convert a UI-format workflow ({nodes, links, ...}) to an API graph, using /object_info input order.
-
-    Widget values are matched to the node's widget inputs in order (required then optional), links become
-    `[source_node_id, output_slot]`. Muted nodes are left out; notes are skipped.
-    """
-    links = {link[0]: link for link in workflow.get("links", [])}
-    graph: dict[str, Any] = {}
-    for node in workflow["nodes"]:
-        if node.get("mode", 0) == 2 or node["type"] in ("Note", "MarkdownNote"):
-            continue
-        info = object_info.get(node["type"])
-        if info is None:
-            raise KeyError(f"node type {node['type']!r} (node {node['id']}) is not known to this ComfyUI")
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        order = info.get("input_order", {})
-        names = list(order.get("required", [])) + list(order.get("optional", []))
-        linked = {slot["name"]: links[slot["link"]] for slot in node.get("inputs", []) if slot.get("link") is not None}
-        values = list(node.get("widgets_values") or [])
-        if isinstance(node.get("widgets_values"), dict):
-            raise ValueError(f"node {node['id']} stores widgets by name; not supported")
-        inputs: dict[str, Any] = {}
-        position = 0
-        for name in names:
-            spec = specs[name]
-            if _is_widget(spec):
-                if position < len(values):
-                    inputs[name] = values[position]
-                position += 1 + _extra_widget_values(name, spec)
-            if name in linked:
-                link = linked[name]
-                inputs[name] = [str(link[1]), link[2]]
-        graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return graph
 
 
 def load_workflow(path: Path) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Sample inputs for the example workflows: a synthetic clip written as ComfyUI input files.
 
 The clip comes from `matanyone2_core.synthetic.make_clip`, whose alpha is exact, so a workflow's output can
-be scored against ground truth. Videos are written losslessly (H.264 RGB, crf 0), so ComfyUI's Load Video
-decodes exactly the frames that were generated (after 8-bit quantisation).
+be scored against ground truth. Videos are written losslessly as PNG frames in an mp4 container: they decode
+to `rgb24`, the pixel format that every ComfyUI's Load Video turns into `value / 255` (0.33 sends other
+formats, such as the `gbrp` of H.264 RGB, through a float conversion that lands off the 8-bit levels), so
+every host sees exactly the frames that were generated (after 8-bit quantisation), and so does `read_video`.
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ class SampleInputs:
     alpha: torch.Tensor  # [T,H,W] exact ground truth
 
 
+#: Pixel formats that every host's Load Video decodes as value / 255 (see the module docstring).
+EXACT_PIXEL_FORMATS = ("rgb24",)
+
+
 def write_video(path: Path, frames_u8: np.ndarray, fps: int = FPS) -> None:
-    """Lossless H.264 RGB (libx264rgb, crf 0) mp4 from uint8 frames [T,H,W,3]."""
+    """Lossless mp4 of PNG frames (decodes to rgb24) from uint8 frames [T,H,W,3]."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264rgb", rate=fps)
+        stream = container.add_stream("png", rate=fps)
         stream.width, stream.height = frames_u8.shape[2], frames_u8.shape[1]
         stream.pix_fmt = "rgb24"
-        stream.options = {"crf": "0", "preset": "ultrafast"}
         for frame in frames_u8:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
@@ -50,9 +55,13 @@ def write_video(path: Path, frames_u8: np.ndarray, fps: int = FPS) -> None:
 
 
 def read_video(path: Path) -> torch.Tensor:
-    """Frames [T,H,W,3] float32 decoded the way ComfyUI's GetVideoComponents decodes them."""
+    """Frames [T,H,W,3] float32 as every host's Load Video gives them (only for EXACT_PIXEL_FORMATS clips)."""
+    frames = []
     with av.open(str(path)) as container:
-        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) / 255.0 for f in container.decode(video=0)]
+        for frame in container.decode(video=0):
+            if frame.format.name not in EXACT_PIXEL_FORMATS:
+                raise ValueError(f"{path} decodes as {frame.format.name}; hosts may decode it differently")
+            frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")) / 255.0)
     return torch.stack(frames)
 
 

@@ -169,9 +169,9 @@ EXAMPLES = {
 
 def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
     """Load each API graph in the real frontend, lay it out, export UI JSON and a .jpg thumbnail."""
-    comfy_dir = comfy_host.comfyui_dir()
-    if comfy_dir is None:
-        raise SystemExit("set COMFYUI_DIR or MA2_ENV_DIR (see scripts/setup_env.sh)")
+    host = comfy_host.default_host()
+    if host is None:
+        raise SystemExit("no ComfyUI host: run through scripts/activate_env.sh (sets MA2_HOSTS)")
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = comfy_host.prepare_base(Path(tmp) / "base")
@@ -179,7 +179,7 @@ def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
             comfy_samples.write_sample_inputs(base / "input", 96, 128, 6)
         except (ImportError, NotImplementedError):
             pass
-        with comfy_host.ComfyServer(comfy_dir, base) as server:
+        with comfy_host.ComfyServer(host, base) as server:
             with comfy_browser.open_app(server.url, Path(tmp) / "profile") as page:
                 comfy_browser.wait_for_node_types(page, list(comfy_host.OUR_NODES))
                 for stem, build in EXAMPLES.items():

@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import comfy_graph  # noqa: E402
 import comfy_host  # noqa: E402
 import comfy_samples  # noqa: E402
 from comfy_workflows import MATTE_FIRST_FRAME  # noqa: E402
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"ComfyUI base folder (default {DEFAULT_BASE}, or $MA2_COMFY_BASE)",
     )
     parser.add_argument("--output", type=Path, default=comfy_host.ROOT / "output", help="ComfyUI output folder")
+    parser.add_argument("--comfyui", type=Path, default=None,
+                        help="the ComfyUI tree to run (one of $MA2_HOSTS; default: $COMFYUI_DIR, else the newest)")
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--frames", type=int, default=24)
@@ -103,9 +106,13 @@ def resolve_weights(args: argparse.Namespace, base: Path) -> tuple[str, list[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    comfy_dir = comfy_host.comfyui_dir()
-    if comfy_dir is None:
-        raise SystemExit("main job: no ComfyUI tree; run through scripts/main.sh (sets COMFYUI_DIR)")
+    host = comfy_host.default_host()
+    if args.comfyui is not None:
+        host = next((h for h in comfy_host.configured_hosts() if h.comfy_dir.resolve() == args.comfyui.resolve()), None)
+        if host is None:
+            raise SystemExit(f"main job: --comfyui {args.comfyui} is not one of the hosts in MA2_HOSTS")
+    if host is None:
+        raise SystemExit("main job: no ComfyUI tree; run through scripts/main.sh (sets MA2_HOSTS)")
     base = comfy_host.prepare_base(args.base.expanduser().resolve())
     model_name, extra = resolve_weights(args, base)
 
@@ -118,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     job_out.mkdir(parents=True)
 
     extra += ["--output-directory", str(args.output.resolve())]
-    with comfy_host.ComfyServer(comfy_dir, base, extra_args=extra) as server:
+    with comfy_host.ComfyServer(host, base, extra_args=extra) as server:
         info = server.object_info()
         missing = [n for n in comfy_host.OUR_NODES if n not in info]
         if missing:
             raise SystemExit(f"main job: ComfyUI did not load {missing}:\n{server.log_tail()}")
-        graph = comfy_host.ui_to_api(
+        graph = comfy_graph.ui_to_api(
             comfy_host.load_workflow(comfy_host.WORKFLOWS_DIR / f"{MATTE_FIRST_FRAME}.json"), info
         )
         for node in graph.values():
@@ -143,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 node_type = graph[str(data["node"])]["class_type"]
                 print(f"  {node_type}: {data['value']}/{data['max']}", flush=True)
 
-        print(
-            f"main job: ComfyUI {server.url}, base {base}, {args.frames} frames {args.height}x{args.width}", flush=True
-        )
+        print(f"main job: ComfyUI {host.version} at {server.url}, base {base}, "
+              f"{args.frames} frames {args.height}x{args.width}", flush=True)  # fmt: skip
         started = time.monotonic()
         result = server.run(graph, timeout=args.timeout, on_message=report)
         seconds = time.monotonic() - started
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_sequence(pred, sample.alpha, protocol="hr")
     summary = {
         "workflow": f"workflows/{MATTE_FIRST_FRAME}.json",
+        "comfyui": host.version,
         "clip": {"height": args.height, "width": args.width, "frames": args.frames, "seed": args.seed},
         "matting": {k: v for k, v in matte_inputs.items() if not isinstance(v, list)},
         "weights": model_name if args.weights is None else str(args.weights),

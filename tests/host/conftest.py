@@ -1,8 +1,11 @@
-"""One real ComfyUI 0.3.75 server per test session, with this plugin linked in and seeded random weights.
+"""One real ComfyUI server per configured host (0.3.75, 0.33.0, a tree of your own), each with this plugin
+linked in and seeded random weights.
 
-The server runs headless on a free loopback port (`--cpu --disable-api-nodes --cache-none`) from a
-temporary base folder; it is stopped by its PID at the end of the session. Skipped with a reason when no
-ComfyUI tree is known (run through scripts/test.sh, which exports COMFYUI_DIR and MA2_ENV_DIR).
+Every host test runs once per host (`host` is parametrized over `comfy_host.configured_hosts()`; pytest
+groups the tests by host, so one server runs at a time). A server runs headless on a free loopback port
+(`--cpu --disable-api-nodes --cache-none`) from a temporary base folder and is stopped by its PID when its
+tests are done. Skipped with a reason when no ComfyUI tree is known (run through scripts/test.sh, which
+exports MA2_HOSTS).
 """
 
 from __future__ import annotations
@@ -25,25 +28,29 @@ from ma2_host import (  # noqa: E402
     comfy_samples,
 )
 
+HOSTS = comfy_host.configured_hosts()
+PROBE_PACK = Path(__file__).resolve().parent / "ma2_test_probe"
 
-@pytest.fixture(scope="session")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Host:
-    comfy_dir = comfy_host.comfyui_dir()
-    if comfy_dir is None:
-        pytest.skip("no ComfyUI tree: set COMFYUI_DIR or MA2_ENV_DIR (scripts/test.sh does)")
+
+@pytest.fixture(scope="session", params=HOSTS or [None], ids=[h.name for h in HOSTS] or ["no-comfyui"])
+def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Host:
+    spec: comfy_host.HostSpec | None = request.param
+    if spec is None:
+        pytest.skip("no ComfyUI tree: set MA2_HOSTS or COMFYUI_DIR (scripts/test.sh does)")
     from weights import write_random_checkpoint
 
-    base = comfy_host.prepare_base(tmp_path_factory.mktemp("comfyui") / "base")
+    base = comfy_host.prepare_base(tmp_path_factory.mktemp(spec.name) / "base", extra_packs=[PROBE_PACK])
     checkpoint = write_random_checkpoint(base / "models" / "matanyone" / "matanyone2.pth", seed=CHECKPOINT_SEED)
     sample = comfy_samples.write_sample_inputs(base / "input", HEIGHT, WIDTH, FRAMES)
-    server = comfy_host.ComfyServer(comfy_dir, base, extra_args=["--cache-none"])
+    server = comfy_host.ComfyServer(spec, base, extra_args=["--cache-none"])
     server.start()
     try:
-        yield Host(server=server, base=base, checkpoint=checkpoint, sample=sample, object_info=server.object_info())
+        yield Host(spec=spec, server=server, base=base, checkpoint=checkpoint, sample=sample,
+                   object_info=server.object_info())  # fmt: skip
     finally:
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "comfyui-server.log").write_text(server.log_text())
+        (ARTIFACTS / f"{spec.name}-server.log").write_text(server.log_text())
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ for extra in (ROOT / "scripts", ROOT / "tests", ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+import comfy_graph  # noqa: E402
 import comfy_host  # noqa: E402
 import comfy_samples  # noqa: E402
 
@@ -26,6 +27,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @dataclass
 class Host:
+    spec: comfy_host.HostSpec
     server: comfy_host.ComfyServer
     base: Path
     checkpoint: Path
@@ -35,7 +37,7 @@ class Host:
     def example_graph(self, stem: str, **matte_overrides: Any) -> dict[str, Any]:
         """The example workflow `stem` as an API graph, with FAST + overrides on MA2MatteVideo."""
         workflow = comfy_host.load_workflow(comfy_host.WORKFLOWS_DIR / f"{stem}.json")
-        graph = comfy_host.ui_to_api(workflow, self.object_info)
+        graph = comfy_graph.ui_to_api(workflow, self.object_info)
         for node in graph.values():
             if node["class_type"] == "MA2MatteVideo":
                 node["inputs"].update({**FAST, **matte_overrides})

@@ -31,6 +31,7 @@ def _expect_error(host: Host, graph: dict, *needles: str) -> None:
     assert error["exception_type"].endswith("ValueError")
     for needle in needles:
         assert needle in error["exception_message"], error["exception_message"]
+    assert not result.history.get("outputs"), "a refused input must not leave outputs behind"
 
 
 def test_mask_of_another_size(host: Host) -> None:
@@ -38,7 +39,7 @@ def test_mask_of_another_size(host: Host) -> None:
     mask = np.zeros((HEIGHT + 8, WIDTH), dtype=np.uint8)
     mask[20:60, 30:90] = 255
     graph[_node_id(graph, "LoadImageMask")]["inputs"]["image"] = _write_mask(host, "ma2_big_mask.png", mask)
-    _expect_error(host, graph, f"{HEIGHT + 8}x{WIDTH}", f"{HEIGHT}x{WIDTH}", "mask")
+    _expect_error(host, graph, "mask must be [H,W]", f"[{HEIGHT}, {WIDTH}]", f"[{HEIGHT + 8}, {WIDTH}]")
 
 
 def test_empty_mask(host: Host) -> None:
@@ -50,7 +51,31 @@ def test_empty_mask(host: Host) -> None:
 
 def test_anchor_out_of_range(host: Host) -> None:
     graph = host.example_graph(MATTE_FIRST_FRAME, anchor_frame=FRAMES + 3)
-    _expect_error(host, graph, f"anchor_frame {FRAMES + 3}", f"{FRAMES} frames")
+    _expect_error(host, graph, f"anchor_frame {FRAMES + 3} is out of range", f"{FRAMES} frames")
+
+
+def _damaged(host: Host, scale: float, nan_frame: int = -1) -> dict:
+    """The first example with the test pack's MA2ProbeDamageImages between the frames and the matting node."""
+    graph = host.example_graph(MATTE_FIRST_FRAME)
+    matte = graph[_node_id(graph, "MA2MatteVideo")]["inputs"]
+    graph["damage"] = {"class_type": "MA2ProbeDamageImages",
+                       "inputs": {"images": matte["images"], "scale": scale, "nan_frame": nan_frame}}  # fmt: skip
+    matte["images"] = ["damage", 0]
+    return graph
+
+
+def test_frames_outside_0_1(host: Host) -> None:
+    _expect_error(host, _damaged(host, 255.0), "images: frame 0 has values in", "outside 0..1", "divide by 255")
+    _expect_error(host, _damaged(host, -1.0), "images: frame 0", "outside 0..1")
+
+
+def test_frame_with_nan(host: Host) -> None:
+    _expect_error(host, _damaged(host, 1.0, nan_frame=5), "images: frame 5 contains NaN or infinite values")
+
+
+def test_kernel_larger_than_the_frame(host: Host) -> None:
+    graph = host.example_graph(MATTE_FIRST_FRAME, erode=100)
+    _expect_error(host, graph, f"erode kernel 100 is larger than the frame ({HEIGHT}x{WIDTH} HxW)")
 
 
 def test_mask_batch_of_wrong_length(host: Host) -> None:

@@ -15,7 +15,8 @@ import matanyone2_core
 def test_main_job_writes_outputs_and_scores_them(host: Host, tmp_path) -> None:
     out = tmp_path / "output"
     argv = ["--weights", str(host.checkpoint), "--base", str(tmp_path / "base"), "--output", str(out),
-            "--height", "96", "--width", "128", "--frames", "3", "--seed", "3", "--warmup", "1"]  # fmt: skip
+            "--height", "96", "--width", "128", "--frames", "3", "--seed", "3", "--warmup", "1",
+            "--comfyui", str(host.spec.comfy_dir)]  # fmt: skip
     assert run_main_job.main(argv) == 0
     job = out / run_main_job.JOB_DIR
     assert len(list(job.glob("alpha_*.png"))) == 3
@@ -25,7 +26,7 @@ def test_main_job_writes_outputs_and_scores_them(host: Host, tmp_path) -> None:
     assert set(report["metrics_hr"]) >= {"MAD", "MSE", "Grad", "dtSSD"}
     assert all(v >= 0 for v in report["metrics_hr"].values())
     assert report["clip"] == {"height": 96, "width": 128, "frames": 3, "seed": 3}
-    assert report["matting"]["warmup"] == 1
+    assert report["matting"]["warmup"] == 1 and report["comfyui"] == host.spec.version
     # The weights were found through the extra model path, not copied into the base folder.
     assert not (tmp_path / "base" / "models" / "matanyone" / host.checkpoint.name).exists()
 

@@ -84,7 +84,11 @@ def test_example_workflow_runs_and_matches_core(host: Host, reference_model, ste
     matte_id = next(k for k, n in graph.items() if n["class_type"] == "MA2MatteVideo")
     progress = [m for m in result.of_type("progress") if m.get("node") == matte_id]
     assert [m["value"] for m in progress][-1] == FRAMES and {m["max"] for m in progress} == {FRAMES}
-    assert len(progress) >= FRAMES  # one update per frame
+    values = [m["value"] for m in progress]
+    assert values == sorted(set(values))  # strictly increasing
+    throttled = "PROGRESS_THROTTLE" in (host.spec.comfy_dir / "comfy" / "utils.py").read_text()
+    if not throttled:  # 0.33's ProgressBar drops updates closer than its interval; 0.3.75 sends every one
+        assert len(progress) >= FRAMES  # one update per frame
 
     # Every output of the workflow itself: alpha PNG sequences and mp4 videos of the clip's size.
     for save_id in [k for k, n in graph.items() if n["class_type"] == "SaveImage"]:
