@@ -8,11 +8,15 @@ from .compositing import MA2Composite
 from .loaders import MA2LoadModel
 from .matting import MA2MatteVideo
 from .models import register_model_folder
+from .replacements import register_renames
 
 NODES: list[type[io.ComfyNode]] = [MA2LoadModel, MA2MatteVideo, MA2Composite]
 
 
 class MatAnyone2Extension(ComfyExtension):
+    async def on_load(self) -> None:
+        await register_renames()
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return list(NODES)
 

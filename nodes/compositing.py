@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..matanyone2_core.compositing import composite, parse_color
-from .schema import advanced, schema
+from .schema import advanced, color_input, schema
 
 FITS = ["cover", "stretch", "error"]
 MODES = ["premultiplied", "straight"]
@@ -63,10 +63,10 @@ class MA2Composite(io.ComfyNode):
                     "alpha",
                     tooltip="Alpha matte [T,H,W] (or one [1,H,W] for every frame), same HxW as the foreground.",
                 ),
-                io.String.Input(
+                color_input(
                     "background_color",
                     default="#00B140",
-                    tooltip="Background colour as #RRGGBB, used when no background image is connected "
+                    tooltip="Background colour (#RRGGBB), used when no background image is connected "
                     "(#00B140 is chroma green, #000000 black).",
                 ),
                 io.Image.Input(

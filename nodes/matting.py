@@ -8,6 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..matanyone2_core import matte_video
+from ..matanyone2_core.engine.validate import check_frames, check_index, check_mask
 from .models import MattingModel
 from .schema import advanced, schema
 from .types import MA2Model
@@ -17,40 +18,29 @@ from .types import MA2Model
 EMPTY_MASK_LEVEL = 1.0 / 255.0
 
 
-def _size(t: torch.Tensor) -> str:
-    return f"{t.shape[-2]}x{t.shape[-1]}" if t.ndim >= 2 else str(tuple(t.shape))
-
-
 def split_seed_masks(
     mask: torch.Tensor, frames: int, height: int, width: int, anchor_frame: int
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """The anchor mask `[H,W]` and the keyframe masks `{index: [H,W]}` from a MASK input.
 
     A single mask (`[H,W]` or `[1,H,W]`) belongs to frame `anchor_frame`. A batch of one mask per frame
-    (`[T,H,W]`) marks keyframes with its non-empty frames; the anchor frame must be one of them.
+    (`[T,H,W]`) marks keyframes with its non-empty frames; the anchor frame must be one of them. The checks
+    are the core's, reported with this node's input names.
     """
-    if mask.ndim == 2:
-        mask = mask.unsqueeze(0)
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be a MASK [H,W] or [B,H,W], got shape {tuple(mask.shape)}")
-    if tuple(mask.shape[-2:]) != (height, width):
+    anchor_frame = check_index(anchor_frame, name="anchor_frame", count=frames)
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        shape = list(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a MASK [H,W] or [B,H,W], got {shape}")
+    batch = mask.detach().to(device="cpu", dtype=torch.float32)
+    if batch.ndim == 2 or batch.shape[0] == 1:
+        return check_mask(batch, (height, width), name="mask"), {}
+    if batch.shape[0] != frames:
         raise ValueError(
-            f"mask is {_size(mask)} (HxW) but images are {height}x{width}; resize the mask to the frame size"
-        )
-    if not 0 <= anchor_frame < frames:
-        raise ValueError(f"anchor_frame {anchor_frame} is out of range: images has {frames} frames (0..{frames - 1})")
-    mask = mask.detach().to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)
-    if mask.shape[0] == 1:
-        if float(mask.max()) <= EMPTY_MASK_LEVEL:
-            raise ValueError(f"mask is empty (all zero): nothing to matte at anchor_frame {anchor_frame}")
-        return mask[0], {}
-    if mask.shape[0] != frames:
-        raise ValueError(
-            f"mask batch has {mask.shape[0]} frames but images has {frames}: give one mask (anchor_frame) "
+            f"mask batch has {batch.shape[0]} frames but images has {frames}: give one mask (anchor_frame) "
             "or one mask per frame (empty frames are skipped, non-empty ones are keyframes)"
         )
-    peaks = mask.flatten(1).amax(dim=1)
-    keyframes = [i for i in range(frames) if float(peaks[i]) > EMPTY_MASK_LEVEL]
+    masks = [check_mask(m, (height, width), name=f"mask frame {i}", require_subject=False) for i, m in enumerate(batch)]
+    keyframes = [i for i, m in enumerate(masks) if float(m.max()) > EMPTY_MASK_LEVEL]
     if not keyframes:
         raise ValueError(f"mask batch is empty: all {frames} frames are zero, so there is nothing to matte")
     if anchor_frame not in keyframes:
@@ -58,7 +48,7 @@ def split_seed_masks(
             f"anchor_frame {anchor_frame} has an empty mask in the mask batch; keyframes (non-empty) are "
             f"{keyframes}: set anchor_frame to one of them"
         )
-    return mask[anchor_frame], {i: mask[i] for i in keyframes if i != anchor_frame}
+    return masks[anchor_frame], {i: masks[i] for i in keyframes if i != anchor_frame}
 
 
 class MA2MatteVideo(io.ComfyNode):
@@ -70,6 +60,7 @@ class MA2MatteVideo(io.ComfyNode):
             node_id="MA2MatteVideo",
             display_name="MatAnyone 2 Matte Video",
             category="video/matting",
+            essentials_category="Video Tools",
             description=(
                 "Video matting with MatAnyone 2: from a mask of the subject on one frame (and optionally "
                 "correction masks on later frames) to a soft alpha matte for every frame. Frames are "
@@ -168,9 +159,11 @@ class MA2MatteVideo(io.ComfyNode):
         max_internal_size: int = -1,
         long_term_memory: bool = False,
     ) -> io.NodeOutput:
-        if images.ndim != 4 or images.shape[-1] < 3 or images.shape[0] == 0:
-            raise ValueError(f"images must be an IMAGE batch [T,H,W,3] with T >= 1, got shape {tuple(images.shape)}")
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
+            shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images must be an IMAGE batch [T,H,W,3], got {shape}")
         frames = images[..., :3].detach().to(device="cpu", dtype=torch.float32)
+        check_frames(frames, name="images")
         count, height, width = frames.shape[:3]
         first_mask, keyframes = split_seed_masks(mask, count, height, width, anchor_frame)
 

@@ -1,7 +1,9 @@
 """ComfyUI glue for MatAnyone 2 weights: the `models/matanyone` folder, download, loading and caching.
 
-A loaded network is wrapped in ComfyUI's `ModelPatcher`, so ComfyUI's model management decides when it
-sits on the compute device and when it is offloaded; `MattingModel.network()` brings it back on demand.
+A loaded network is wrapped in ComfyUI's model patcher, so ComfyUI's model management decides when it sits
+on the compute device and when it is offloaded; `MattingModel.network()` brings it back on demand. The
+patcher is `comfy.model_patcher.CoreModelPatcher` where the host has it (0.33+, which points it at the
+dynamic-VRAM patcher on NVIDIA GPUs, the path core models take), else the legacy `ModelPatcher`.
 Loaded networks are cached by file (path, size, mtime), precision and device, so a second run of a
 workflow does not read the weights from disk again.
 """
@@ -88,6 +90,18 @@ def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
     return load, offload
 
 
+def core_patcher_class() -> tuple[type, str]:
+    """(patcher class, its name in comfy.model_patcher): `CoreModelPatcher` when the host defines it (the
+    class core loaders use), else `ModelPatcher`.
+
+    Looked up at call time: ComfyUI's main.py rebinds `CoreModelPatcher` to `ModelPatcherDynamic` after the
+    modules are imported when dynamic VRAM is enabled (and that class itself falls back to `ModelPatcher`
+    for a CPU load device).
+    """
+    name = "CoreModelPatcher" if hasattr(comfy.model_patcher, "CoreModelPatcher") else "ModelPatcher"
+    return getattr(comfy.model_patcher, name), name
+
+
 class ManagedMatAnyone2(torch.nn.Module):
     """The module handed to ModelPatcher, which writes its own bookkeeping attributes (device, memory
     counters) onto it; the network keeps its own read-only `device` and stays untouched."""
@@ -101,7 +115,7 @@ class ManagedMatAnyone2(torch.nn.Module):
 class MattingModel:
     """A MatAnyone 2 network owned by ComfyUI's model management (the MA2_MODEL socket value)."""
 
-    patcher: comfy.model_patcher.ModelPatcher
+    patcher: comfy.model_patcher.ModelPatcher  # or a subclass (ModelPatcherDynamic)
     path: str
     precision: str
 
@@ -134,9 +148,10 @@ def load_model(path: str, precision: str = "fp32", device: str = "auto") -> Matt
         # One line per read from disk: the host tests count it to prove that runs reuse the loaded network.
         log.info("MatAnyone 2: loading matanyone weights from %s (%s, %s)", path, precision, load_device)
         network = load_matting_model(path, device=offload_device, dtype=PRECISIONS[precision])
-        patcher = comfy.model_patcher.ModelPatcher(
-            ManagedMatAnyone2(network), load_device=load_device, offload_device=offload_device
-        )
+        patcher_class, source = core_patcher_class()
+        patcher = patcher_class(ManagedMatAnyone2(network), load_device=load_device, offload_device=offload_device)
+        # The host tests read this line: which patcher the host built, and through which name.
+        log.info("MatAnyone 2: model managed by %s (comfy.model_patcher.%s)", type(patcher).__name__, source)
         model = MattingModel(patcher=patcher, path=path, precision=precision)
         _cache[key] = model
         while len(_cache) > _CACHE_SIZE:
