@@ -169,9 +169,12 @@ EXAMPLES = {
 
 def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
     """Load each API graph in the real frontend, lay it out, export UI JSON and a .jpg thumbnail."""
-    host = comfy_host.default_host()
-    if host is None:
+    # The oldest host's frontend writes the files: newer frontends migrate older saves (a 0.33 SaveVideo reads
+    # 0.3.75's [prefix, format, codec] correctly), while 0.3.75 cannot read 0.33's dynamic widgets.
+    hosts = comfy_host.configured_hosts()
+    if not hosts:
         raise SystemExit("no ComfyUI host: run through scripts/activate_env.sh (sets MA2_HOSTS)")
+    host = hosts[0]
     written: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = comfy_host.prepare_base(Path(tmp) / "base")
