@@ -1,4 +1,4 @@
-"""Command line: `python -m matanyone2_core {matte,benchmark} ...`."""
+"""Command line: `python -m matanyone2_core {matte,benchmark,validate-evaluator} ...`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         benchmark = None
     if benchmark is not None and hasattr(benchmark, "register_cli"):
         benchmark.register_cli(sub)
+    from .quality import validate
+
+    validate.register_cli(sub)
     return parser
 
 
