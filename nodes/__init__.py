@@ -8,9 +8,10 @@ from .compositing import MA2Composite
 from .loaders import MA2LoadModel
 from .matting import MA2MatteVideo
 from .models import register_model_folder
+from .quality import QUALITY_NODES
 from .replacements import register_renames
 
-NODES: list[type[io.ComfyNode]] = [MA2LoadModel, MA2MatteVideo, MA2Composite]
+NODES: list[type[io.ComfyNode]] = [MA2LoadModel, MA2MatteVideo, MA2Composite, *QUALITY_NODES]
 
 
 class MatAnyone2Extension(ComfyExtension):

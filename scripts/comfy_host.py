@@ -26,7 +26,10 @@ import websocket
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "matanyone2-suite"  # folder name under custom_nodes (the registry node name)
 WORKFLOWS_DIR = ROOT / "workflows"
-OUR_NODES = ("MA2LoadModel", "MA2MatteVideo", "MA2Composite")
+OUR_NODES = (
+    "MA2LoadModel", "MA2MatteVideo", "MA2Composite",
+    "MA2LoadEvaluator", "MA2EvaluateMatte", "MA2FuseMattes", "MA2MatteFrames", "MA2SuggestKeyframes",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

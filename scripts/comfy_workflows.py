@@ -24,6 +24,7 @@ import comfy_samples  # noqa: E402
 MATTE_FIRST_FRAME = "matanyone2_matte_video_first_frame_mask"
 REPROMPT_KEYFRAMES = "matanyone2_reprompt_with_keyframe_masks"
 REPLACE_BACKGROUND = "matanyone2_replace_background"
+QUALITY_FUSION = "matanyone2_quality_guided_fusion"
 
 
 def _loader(download: bool = True) -> dict[str, Any]:
@@ -157,6 +158,54 @@ def replace_background_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int
     return graph, layout
 
 
+def quality_fusion_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Video branch + per-frame image branch, both judged by the evaluator (heat maps previewed), fused where
+    each is reliable, composited over green; the keyframe suggestion shows the worst frames of the video branch."""
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "LoadImageMask", "inputs": {"image": comfy_samples.FIRST_MASK_FILE, "channel": "red"}},
+        "4": _loader(),
+        "5": _matte(["2", 0], ["3", 0], ["4", 0]),
+        # Per-frame segmentation for the image branch and the evaluator: here the video branch thresholded
+        # (any mask node, e.g. SAM, fits).
+        "6": {"class_type": "ThresholdMask", "inputs": {"mask": ["5", 0], "value": 0.5}},
+        "7": {"class_type": "MA2MatteFrames", "inputs": {"model": ["4", 0], "images": ["2", 0],
+                                                         "segmentation": ["6", 0], "erode": 4, "dilate": 4,
+                                                         "warmup": 10, "max_internal_size": -1}},
+        "8": {"class_type": "MA2LoadEvaluator", "inputs": {"evaluator": "analytic", "device": "auto"}},
+        "9": {"class_type": "MA2EvaluateMatte", "inputs": {"images": ["2", 0], "alpha": ["5", 0],
+                                                           "segmentation": ["6", 0], "evaluator": ["8", 0],
+                                                           "heatmap_opacity": 0.7}},
+        "10": {"class_type": "MA2EvaluateMatte", "inputs": {"images": ["2", 0], "alpha": ["7", 0],
+                                                            "segmentation": ["6", 0], "evaluator": ["8", 0],
+                                                            "heatmap_opacity": 0.7}},
+        "11": {"class_type": "PreviewImage", "inputs": {"images": ["9", 1]}},
+        "12": {"class_type": "PreviewImage", "inputs": {"images": ["10", 1]}},
+        "13": {"class_type": "MA2FuseMattes", "inputs": {"alpha_video": ["5", 0], "alpha_image": ["7", 0],
+                                                         "error_video": ["9", 0], "error_image": ["10", 0],
+                                                         "mode": "soft", "sigma": -1.0, "threshold": 0.5}},
+        "14": {"class_type": "MA2SuggestKeyframes", "inputs": {"error": ["9", 0], "images": ["9", 1], "count": 3,
+                                                               "min_gap": 2}},
+        "15": {"class_type": "PreviewImage", "inputs": {"images": ["14", 2]}},
+        "16": {"class_type": "MA2Composite", "inputs": {"foreground": ["2", 0], "alpha": ["13", 0],
+                                                        "background_color": "#00B140", "background_fit": "cover",
+                                                        "foreground_mode": "straight"}},
+        "17": {"class_type": "CreateVideo", "inputs": {"images": ["16", 0], "fps": ["2", 2], "audio": ["2", 1]}},
+        "18": {"class_type": "SaveVideo", "inputs": {"video": ["17", 0], "filename_prefix": "matanyone2/fused",
+                                                     "format": "mp4", "codec": "h264"}},
+        "19": {"class_type": "MaskToImage", "inputs": {"mask": ["13", 0]}},
+        "20": {"class_type": "SaveImage", "inputs": {"images": ["19", 0], "filename_prefix": "matanyone2/fused_alpha"}},
+    }  # fmt: skip
+    layout = {
+        "1": (20, 20), "3": (20, 180), "4": (20, 560), "2": (350, 20), "5": (350, 160), "6": (350, 470),
+        "7": (350, 580), "8": (690, 20), "9": (690, 150), "10": (690, 420), "11": (1030, 20), "12": (1030, 300),
+        "13": (1030, 560), "14": (1370, 20), "15": (1370, 210), "16": (1370, 470), "17": (1710, 470),
+        "18": (1710, 620), "19": (1710, 20), "20": (1710, 130),
+    }  # fmt: skip
+    return graph, layout
+
+
 #: Page area used for thumbnails: clear of the side bar, tabs, banner and floating tool bars.
 THUMBNAIL_REGION = (70, 140, 1320, 660)
 
@@ -164,6 +213,7 @@ EXAMPLES = {
     MATTE_FIRST_FRAME: matte_first_frame_graph,
     REPROMPT_KEYFRAMES: reprompt_keyframes_graph,
     REPLACE_BACKGROUND: replace_background_graph,
+    QUALITY_FUSION: quality_fusion_graph,
 }
 
 

@@ -35,10 +35,13 @@ class Host:
     object_info: dict[str, Any]
 
     def example_graph(self, stem: str, **matte_overrides: Any) -> dict[str, Any]:
-        """The example workflow `stem` as an API graph, with FAST + overrides on MA2MatteVideo."""
+        """The example workflow `stem` as an API graph, with FAST on the matting nodes (+ overrides on
+        MA2MatteVideo only)."""
         workflow = comfy_host.load_workflow(comfy_host.WORKFLOWS_DIR / f"{stem}.json")
         graph = comfy_graph.ui_to_api(workflow, self.object_info)
         for node in graph.values():
             if node["class_type"] == "MA2MatteVideo":
                 node["inputs"].update({**FAST, **matte_overrides})
+            elif node["class_type"] == "MA2MatteFrames":
+                node["inputs"].update(FAST)
         return copy.deepcopy(graph)
