@@ -1,4 +1,5 @@
-"""MatAnyone 2 video matting in plain PyTorch: network, checkpoint loading, streaming engine, metrics."""
+"""MatAnyone 2 video matting in plain PyTorch: network, checkpoint loading, streaming engine, metrics,
+foreground colour estimation."""
 
 from .checkpoint import (
     OFFICIAL_WEIGHTS_FILENAME,
@@ -12,6 +13,7 @@ from .engine.options import MAX_INTERNAL_SIZE, MAX_KERNEL, MAX_WARMUP, MattingOp
 from .engine.session import MattingSession
 from .engine.validate import VALUE_TOLERANCE, resolve_device
 from .engine.video import matte_video
+from .foreground import estimate_foreground
 
 __all__ = [
     "MAX_INTERNAL_SIZE",
@@ -25,6 +27,7 @@ __all__ = [
     "MattingOptions",
     "MattingSession",
     "download_official_weights",
+    "estimate_foreground",
     "load_matting_model",
     "matte_video",
     "resolve_device",
