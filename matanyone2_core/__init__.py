@@ -12,7 +12,7 @@ from .checkpoint import (
 from .engine.options import MAX_INTERNAL_SIZE, MAX_KERNEL, MAX_WARMUP, MattingOptions
 from .engine.session import MattingSession
 from .engine.validate import VALUE_TOLERANCE, resolve_device
-from .engine.video import matte_video
+from .engine.video import matte_objects, matte_video
 from .foreground import estimate_foreground
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "download_official_weights",
     "estimate_foreground",
     "load_matting_model",
+    "matte_objects",
     "matte_video",
     "resolve_device",
 ]

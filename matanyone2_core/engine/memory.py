@@ -2,6 +2,11 @@
 
 Token order along the memory axis is [long-term, permanent, working oldest -> newest], each frame's
 tokens row-major; it only matters for ties and summation order, but keeping it makes comparisons exact.
+
+One bank serves a group of objects that share a memory schedule (the same frames memorised at the same
+steps): keys, shrinkage, selection and usage are the frame's and shared, values and the object and sensory
+memories are per object, with the objects along the batch axis (`[N,1,C,h,w]`), so the top-k is computed
+once for the whole group.
 """
 
 from __future__ import annotations
@@ -65,6 +70,16 @@ class _Tokens:
             self.usage = join(self.usage, torch.zeros(n, device=key.device, dtype=torch.float32))
             self.life = join(self.life, torch.full((n,), 1e-7, device=key.device, dtype=torch.float32))
 
+    def select_objects(self, objects: list[int]) -> _Tokens:
+        """A copy holding the values of `objects` only; the (immutable) keys are shared, the counters copied."""
+        tokens = _Tokens(counted=self.counted)
+        tokens.key, tokens.shrinkage, tokens.selection = self.key, self.shrinkage, self.selection
+        tokens.value = None if self.value is None else self.value[objects]
+        # usage and life are updated in place by reads: each bank needs its own
+        tokens.usage = None if self.usage is None else self.usage.clone()
+        tokens.life = None if self.life is None else self.life.clone()
+        return tokens
+
     def keep(self, index: torch.Tensor | slice) -> None:
         """Keep only the tokens at `index` (a slice or an index tensor), in that order."""
         self.key = self.key[..., index]
@@ -104,9 +119,25 @@ class MemoryBank:
         return self.permanent.size > 0 or self.working.size > 0
 
     def init_sensory(self, like: torch.Tensor, num_objects: int) -> None:
+        """Zero sensory memory `[N,1,256,h,w]` at the size of `like` unless there is one already."""
         if self.sensory is None:
             h, w = like.shape[-2:]
-            self.sensory = torch.zeros(1, num_objects, 256, h, w, device=like.device, dtype=torch.float32)
+            self.sensory = torch.zeros(num_objects, 1, 256, h, w, device=like.device, dtype=torch.float32)
+
+    def select_objects(self, objects: list[int]) -> MemoryBank:
+        """A bank for the objects at positions `objects` of this one, with the same history.
+
+        Used when objects that shared this bank stop sharing a schedule (a keyframe for some of them only):
+        each part continues exactly as if it had always had a bank of its own.
+        """
+        bank = MemoryBank(self.options)
+        bank.tokens_per_frame = self.tokens_per_frame
+        bank.sensory = None if self.sensory is None else self.sensory[objects]
+        bank.summaries = None if self.summaries is None else self.summaries[objects]
+        bank.long = self.long.select_objects(objects)
+        bank.permanent = self.permanent.select_objects(objects)
+        bank.working = self.working.select_objects(objects)
+        return bank
 
     def add(
         self,
@@ -118,10 +149,10 @@ class MemoryBank:
         *,
         force_permanent: bool = False,
     ) -> None:
-        """Store one frame: key/shrinkage/selection `[1,C,h,w]`, value `[1,N,C,h,w]`, summaries `[1,N,16,C+1]`."""
+        """Store one frame: key/shrinkage/selection `[1,C,h,w]`, value `[N,1,C,h,w]`, summaries `[N,1,16,C+1]`."""
         self.tokens_per_frame = key.shape[-2] * key.shape[-1]
         k, s, e = key[0].flatten(1), shrinkage[0].flatten(1), selection[0].flatten(1)
-        v = value[0].flatten(2)
+        v = value[:, 0].flatten(2)
         self.summaries = summaries.clone() if self.summaries is None else self.summaries + summaries
         if force_permanent:
             self.permanent.append(k, s, v, prepend=True)
@@ -166,7 +197,7 @@ class MemoryBank:
         self.long.append(proto_key, proto_shrinkage, proto_value)
 
     def read(self, query_key: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
-        """Top-k attention readout `[1,N,C,h,w]` for query key/selection `[1,CK,h,w]`."""
+        """Top-k attention readout `[N,1,C,h,w]` for query key/selection `[1,CK,h,w]` (one top-k for all N)."""
         h, w = query_key.shape[-2:]
         qk, qe = query_key[0].flatten(1), query_selection[0].flatten(1)
         stores = [self.long, self.permanent, self.working]
@@ -191,7 +222,7 @@ class MemoryBank:
         if usage is not None:
             self._count_usage(usage)
         readout = torch.cat(out, dim=1) if len(out) > 1 else out[0]
-        return readout.view(1, n_obj, channels, h, w)
+        return readout.view(n_obj, 1, channels, h, w)
 
     def _count_usage(self, usage: torch.Tensor) -> None:
         offset = self.long.size + self.permanent.size

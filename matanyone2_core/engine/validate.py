@@ -225,6 +225,107 @@ def check_keyframes(
     return checked
 
 
+def _object_label(name: str, index: int) -> str:
+    return f"{name}: object {index}'s mask"
+
+
+def check_object_masks(
+    masks: Any,
+    size: tuple[int, int],
+    *,
+    count: int | None = None,
+    name: str = "masks",
+    require_all: bool = True,
+) -> dict[int, torch.Tensor]:
+    """Masks of several objects as {object index: `[H,W]` mask}, for the objects that have one.
+
+    `masks` is a `[N,H,W]` tensor or a list/tuple of `[H,W]` masks (mask i belongs to object i), or a mapping
+    {object index: `[H,W]` mask} for some objects only (needs `count`). `count` is the number of objects;
+    None takes it from the tensor or list, which must hold at least one mask.
+    With `require_all` (anchor masks) every object needs a non-empty mask; an empty one is an error naming
+    the object. Otherwise an empty mask in a tensor or list means "no mask for that object" and is left
+    out, while an empty mask given explicitly in a mapping is an error (it would mark nothing).
+    """
+    if count is not None and count < 1:
+        raise ValueError(f"{name}: the number of objects must be >= 1, got {count}")
+    if isinstance(masks, Mapping):
+        if count is None:
+            raise ValueError(f"{name} must be a [N,H,W] tensor or a list of [H,W] masks, one per object")
+        checked: dict[int, torch.Tensor] = {}
+        for index, mask in masks.items():
+            if not _is_int(index):
+                raise ValueError(f"{name}: object index must be an int, got {describe(index)}")
+            if not 0 <= int(index) < count:
+                raise ValueError(f"{name}: object index {index} is out of range for {count} objects (0..{count - 1})")
+            checked[int(index)] = check_mask(mask, size, name=_object_label(name, int(index)))
+        missing = [i for i in range(count) if i not in checked]
+        if require_all and missing:
+            raise ValueError(f"{name} has no mask for object(s) {missing}; every object needs one")
+        return dict(sorted(checked.items()))
+    if isinstance(masks, (list, tuple)):
+        items = list(masks)
+    elif isinstance(masks, torch.Tensor):
+        masks = _check_tensor(masks, name=name, what="[N,H,W] (one mask per object, values in 0..1)")
+        if masks.ndim == 2:
+            raise ValueError(
+                f"{name} must be [N,H,W] (one mask per object), got a single [H,W] mask {list(masks.shape)}; "
+                "add the object axis (mask[None]) for one object"
+            )
+        if masks.ndim != 3 or tuple(masks.shape[1:]) != tuple(size):
+            raise ValueError(
+                f"{name} must be [N,H,W] with [H,W] = {list(size)} like the frames, got {list(masks.shape)}"
+            )
+        items = list(masks.unbind(0))
+    else:
+        raise ValueError(
+            f"{name} must be a [N,H,W] tensor, a list of [H,W] masks or a mapping {{object index: mask}}, "
+            f"got {describe(masks)}"
+        )
+    if not items:
+        raise ValueError(f"{name} holds no object (N = 0); pass at least one mask")
+    if count is not None and len(items) != count:
+        raise ValueError(f"{name} holds {len(items)} masks but there are {count} objects")
+    checked = {}
+    for index, mask in enumerate(items):
+        mask = check_mask(mask, size, name=_object_label(name, index), require_subject=require_all)
+        if require_all or not mask_is_empty(mask):
+            checked[index] = mask
+    return checked
+
+
+def check_object_keyframes(
+    keyframes: Any,
+    size: tuple[int, int],
+    count: int | None,
+    num_objects: int,
+    *,
+    name: str = "keyframes",
+    anchor: int | None = None,
+) -> dict[int, dict[int, torch.Tensor]]:
+    """Per-object keyframes {frame index: {object index: `[H,W]` mask}}, frames without any mask left out.
+
+    `keyframes` maps frame indices (in range, not the anchor) to that frame's masks in any form
+    `check_object_masks` takes with `require_all=False`: a `[N,H,W]` tensor or list whose empty masks mean
+    "no keyframe for that object", or a mapping {object index: mask} for some objects.
+    """
+    if keyframes is None:
+        return {}
+    if not isinstance(keyframes, Mapping):
+        raise ValueError(
+            f"{name} must be a mapping {{frame index: [N,H,W] masks or {{object index: mask}}}}, "
+            f"got {describe(keyframes)}"
+        )
+    checked: dict[int, dict[int, torch.Tensor]] = {}
+    for index, masks in keyframes.items():
+        index = check_index(index, name=f"{name} index", count=count)
+        if index == anchor:
+            raise ValueError(f"{name} index {index} is the anchor frame; pass those masks as the anchor masks")
+        per_object = check_object_masks(masks, size, count=num_objects, name=f"{name}[{index}]", require_all=False)
+        if per_object:
+            checked[index] = per_object
+    return checked
+
+
 def check_kernels(options: MattingOptions, size: tuple[int, int]) -> None:
     """Erode and dilate kernels must fit in the frame (they are applied at the full frame size)."""
     side = min(size)

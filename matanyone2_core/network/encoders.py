@@ -70,7 +70,8 @@ class MaskEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mask value `[B,N,C,h,w]`, sensory after the optional deep update)."""
         b, n = masks.shape[:2]
-        image = normalized_image.unsqueeze(1).expand(-1, n, -1, -1, -1)
+        # One image for every mask: the engine may batch objects along B (one image, B masks).
+        image = normalized_image.unsqueeze(1).expand(b, n, -1, -1, -1)
         g = torch.cat([image, masks.unsqueeze(2).to(image.dtype)], dim=2).flatten(0, 1)
         g = F.relu(F.max_pool2d(self.bn1(self.conv1(g)), 3, stride=2, padding=1))
         g = self.layer3(self.layer2(self.layer1(g)))

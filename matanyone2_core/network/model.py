@@ -99,5 +99,11 @@ class MatAnyone2Network(nn.Module):
     def confidence(
         self, last_pix_feat: torch.Tensor, frame: FrameFeatures, last_mask: torch.Tensor, value_diff: torch.Tensor
     ) -> torch.Tensor:
-        """Uncertainty-guided fusion weight `[1,1,h,w]` for the memory readout."""
-        return self.temp_sparity(last_pix_feat, frame.pix_feat, last_mask, value_diff.to(self.compute_dtype))
+        """Uncertainty-guided fusion weight `[B,1,h,w]` for the memory readout.
+
+        last_mask `[B,1,H',W']` and value_diff `[B,C,h,w]` are per object (objects along B); the pixel
+        features of one frame (batch 1) are shared by all of them.
+        """
+        b = last_mask.shape[0]
+        last_pix_feat, pix_feat = last_pix_feat.expand(b, -1, -1, -1), frame.pix_feat.expand(b, -1, -1, -1)
+        return self.temp_sparity(last_pix_feat, pix_feat, last_mask, value_diff.to(self.compute_dtype))
