@@ -15,6 +15,8 @@ SOURCE=${1:?usage: setup_host.sh TARBALL_OR_COMFYUI_DIR}
 mkdir -p "$CACHE"
 
 if [ -f "$SOURCE" ]; then
+  exec 8>"$CACHE/.tree.lock"
+  flock 8
   TAR_KEY=$(sha256sum "$SOURCE" | cut -c1-12)
   TREE_HOME=$CACHE/tree-$TAR_KEY
   if [ ! -f "$TREE_HOME/.complete" ]; then
@@ -35,9 +37,11 @@ fi
 # The tree's requirements without its torch lines, then our pins.
 REQS=$(grep -v -E '^\s*(torch|torchvision|torchaudio)\s*([<>=!~;#].*)?$' "$COMFY/requirements.txt"; cat "$ROOT/requirements/host.txt")
 NEEDS_AUDIO=$(grep -c -E '^\s*torchaudio\b' "$COMFY/requirements.txt" || true)
-KEY=$( (echo "$REQS"; echo "audio=$NEEDS_AUDIO"; cat "$ROOT/requirements/host-nodeps.txt"; echo "layout=$LAYOUT_VERSION") \
-  | sha256sum | cut -c1-16)
+KEY=$( (echo "$REQS"; echo "audio=$NEEDS_AUDIO"; cat "$ROOT/requirements/host-nodeps.txt" "$ROOT/requirements/sam2.txt"
+        echo "layout=$LAYOUT_VERSION") | sha256sum | cut -c1-16)
 VENV_HOME=$CACHE/hostenv-$KEY
+exec 9>"$CACHE/.hostenv-$KEY.lock"
+flock 9
 if [ ! -f "$VENV_HOME/.complete" ]; then
   echo "setup: building the ComfyUI host venv $VENV_HOME for $COMFY" >&2
   rm -rf "$VENV_HOME" && mkdir -p "$VENV_HOME"
@@ -49,6 +53,8 @@ if [ ! -f "$VENV_HOME/.complete" ]; then
   if [ "$NEEDS_AUDIO" != 0 ]; then
     $PIP install -q --no-deps -r "$ROOT/requirements/host-nodeps.txt" >&2
   fi
+  # The optional SAM 2 nodes' dependency, the way users install it (no CUDA extension, no second torch).
+  SAM2_BUILD_CUDA=0 $PIP install -q --no-build-isolation -r "$ROOT/requirements/sam2.txt" >&2
   touch "$VENV_HOME/.complete"
 fi
 printf '%s\t%s\n' "$COMFY" "$VENV_HOME/venv/bin/python"
