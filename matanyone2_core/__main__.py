@@ -1,4 +1,4 @@
-"""Command line: `python -m matanyone2_core {matte,benchmark,validate-evaluator} ...`."""
+"""Command line: `python -m matanyone2_core {matte,benchmark,validate-evaluator,train-evaluator} ...`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .quality import validate
 
     validate.register_cli(sub)
+    from .quality.mqe import train as train_mqe
+
+    train_mqe.register_cli(sub)
     return parser
 
 
