@@ -5,13 +5,19 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .compositing import MA2Composite
+from .foreground import MA2EstimateForeground
 from .loaders import MA2LoadModel
 from .matting import MA2MatteVideo
 from .models import register_model_folder
-from .quality import QUALITY_NODES
+from .objects import OBJECT_NODES
+from .quality import QUALITY_NODES, register_evaluator_folder
 from .replacements import register_renames
+from .segmentation import SEGMENTATION_NODES, register_sam2_folder
 
-NODES: list[type[io.ComfyNode]] = [MA2LoadModel, MA2MatteVideo, MA2Composite, *QUALITY_NODES]
+NODES: list[type[io.ComfyNode]] = [
+    MA2LoadModel, MA2MatteVideo, MA2Composite, MA2EstimateForeground, *QUALITY_NODES, *SEGMENTATION_NODES,
+    *OBJECT_NODES,
+]  # fmt: skip
 
 
 class MatAnyone2Extension(ComfyExtension):
@@ -23,3 +29,5 @@ class MatAnyone2Extension(ComfyExtension):
 
 
 register_model_folder()
+register_sam2_folder()
+register_evaluator_folder()

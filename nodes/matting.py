@@ -7,11 +7,14 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..matanyone2_core import matte_video
+from ..matanyone2_core import estimate_foreground, matte_objects, matte_video
 from ..matanyone2_core.engine.validate import check_frames, check_index, check_mask
+from ..matanyone2_core.segmentation import ObjectMasks
 from .models import MattingModel
 from .schema import advanced, schema
-from .types import MA2Model
+from .types import MA2Model, MA2Objects
+
+FOREGROUND_COLORS = ["estimated", "frame"]
 
 #: A mask frame whose largest value is at or below this counts as empty (no keyframe there). One 8-bit
 #: level, so that black frames of a slightly lossy mask video still read as empty.
@@ -82,9 +85,18 @@ class MA2MatteVideo(io.ComfyNode):
                 io.Image.Input("images", tooltip="The video frames, an IMAGE batch [T,H,W,3] (e.g. from Load Video)."),
                 io.Mask.Input(
                     "mask",
+                    optional=True,
                     tooltip="Subject mask (white = subject). One MASK [H,W]/[1,H,W] for anchor_frame, or "
                     "a batch [T,H,W] with one mask per frame: non-empty frames are keyframes re-prompting "
-                    "the matting there, black frames are ignored. Same HxW as the images.",
+                    "the matting there, black frames are ignored. Same HxW as the images. Give this or "
+                    "objects.",
+                ),
+                MA2Objects.Input(
+                    "objects",
+                    optional=True,
+                    tooltip="Several objects (people) to matte in one pass, each with its own alpha: from Mask "
+                    "from Points, Segment Video, Objects from Masks or Objects from SAM3 Track. Their masks on "
+                    "anchor_frame are the seeds. Give this or mask.",
                 ),
                 io.Int.Input(
                     "anchor_frame",
@@ -135,13 +147,36 @@ class MA2MatteVideo(io.ComfyNode):
                     tooltip="Keep a compact long-term memory of old frames: bounded memory and better "
                     "consistency on long clips (hundreds of frames).",
                 ),
+                # New widgets go last: saved workflows store widget values by position.
+                advanced(
+                    io.Combo.Input,
+                    "foreground_colors",
+                    options=FOREGROUND_COLORS,
+                    default="estimated",
+                    tooltip="estimated (default, the cleanest composite): the subject's true colours solved "
+                    "from frame and alpha, so soft edges carry no halo of the old background (costs about as "
+                    "much as matting on a CPU, little on a GPU); frame: the frame's own colours (the old "
+                    "background stays inside semi-transparent pixels).",
+                ),
             ],
             outputs=[
-                io.Mask.Output(display_name="alpha", tooltip="The alpha matte, a MASK [T,H,W] in 0..1 (1 = subject)."),
+                io.Mask.Output(
+                    display_name="alpha",
+                    tooltip="The alpha matte, a MASK [T,H,W] in 0..1 (1 = subject); with objects, their union.",
+                ),
                 io.Image.Output(
                     display_name="foreground",
-                    tooltip="Frames multiplied by alpha (premultiplied: subject on black) [T,H,W,3]; feed "
-                    "with alpha to MatAnyone 2 Composite for a new background.",
+                    tooltip="The foreground premultiplied by alpha (subject on black) [T,H,W,3], in the colours "
+                    "foreground_colors chose; feed it with alpha to MatAnyone 2 Composite (premultiplied).",
+                ),
+                io.Image.Output(
+                    display_name="foreground_straight",
+                    tooltip="The foreground colours not multiplied by alpha [T,H,W,3]: for RGBA files (Join "
+                    "Image with Alpha) and compositors that take straight colour.",
+                ),
+                MA2Objects.Output(
+                    display_name="object_alphas",
+                    tooltip="With objects: every object's own alpha [N,T,H,W] (Select Object picks one).",
                 ),
             ],
         )
@@ -151,44 +186,63 @@ class MA2MatteVideo(io.ComfyNode):
         cls,
         model: MattingModel,
         images: torch.Tensor,
-        mask: torch.Tensor,
+        mask: torch.Tensor | None = None,
         anchor_frame: int = 0,
         erode: int = 10,
         dilate: int = 10,
         warmup: int = 10,
         max_internal_size: int = -1,
         long_term_memory: bool = False,
+        foreground_colors: str = "estimated",
+        objects: ObjectMasks | None = None,
     ) -> io.NodeOutput:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
             shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"images must be an IMAGE batch [T,H,W,3], got {shape}")
+        if foreground_colors not in FOREGROUND_COLORS:
+            raise ValueError(f"foreground_colors must be one of {FOREGROUND_COLORS}, got {foreground_colors!r}")
+        if (mask is None) == (objects is None):
+            raise ValueError("give exactly one of mask (one subject, optional keyframes) and objects (several)")
         frames = images[..., :3].detach().to(device="cpu", dtype=torch.float32)
         check_frames(frames, name="images")
         count, height, width = frames.shape[:3]
-        first_mask, keyframes = split_seed_masks(mask, count, height, width, anchor_frame)
+        options = dict(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
+                       long_term=long_term_memory, anchor=anchor_frame)  # fmt: skip
+        if objects is not None:
+            anchor_frame = check_index(anchor_frame, name="anchor_frame", count=count)
+            if objects.size != (height, width):
+                raise ValueError(f"objects are {objects.size[0]}x{objects.size[1]} (HxW) but images are "
+                                 f"{height}x{width}")  # fmt: skip
+            seeds = objects.at(anchor_frame)
+        else:
+            first_mask, keyframes = split_seed_masks(mask, count, height, width, anchor_frame)
 
-        bar = comfy.utils.ProgressBar(count)
+        estimate = foreground_colors == "estimated"
+        bar = comfy.utils.ProgressBar(count * (2 if estimate else 1))
 
         def on_frame(done: int, total: int) -> None:
-            bar.update_absolute(done, total)  # ComfyUI's progress hook may also raise the interrupt
+            bar.update_absolute(done, total * (2 if estimate else 1))  # the hook may also raise the interrupt
 
+        interrupt = mm.throw_exception_if_processing_interrupted
         try:
-            alpha = matte_video(
-                model.network(),
-                frames,
-                first_mask,
-                warmup=warmup,
-                erode=erode,
-                dilate=dilate,
-                max_internal_size=max_internal_size,
-                long_term=long_term_memory,
-                keyframes=keyframes or None,
-                anchor=anchor_frame,
-                progress=on_frame,
-                check_interrupt=mm.throw_exception_if_processing_interrupted,
-            )
+            if objects is not None:
+                per_object = matte_objects(model.network(), frames, seeds, **options, progress=on_frame,
+                                           check_interrupt=interrupt)  # fmt: skip
+                alpha = per_object.amax(dim=0)
+            else:
+                per_object = None
+                alpha = matte_video(model.network(), frames, first_mask, **options, keyframes=keyframes or None,
+                                    progress=on_frame, check_interrupt=interrupt)  # fmt: skip
+            if estimate:
+                straight = estimate_foreground(
+                    frames, alpha, device=model.device,
+                    progress=lambda done, total: (interrupt(), bar.update_absolute(count + done, 2 * count)),
+                )  # fmt: skip
+            else:
+                straight = frames
         finally:
             mm.soft_empty_cache()
-        foreground = frames * alpha.unsqueeze(-1)
+        foreground = straight * alpha.unsqueeze(-1)
         out = mm.intermediate_device()
-        return io.NodeOutput(alpha.to(out), foreground.to(out))
+        alphas = None if per_object is None else ObjectMasks(per_object, first_frame=0)
+        return io.NodeOutput(alpha.to(out), foreground.to(out), straight.to(out), alphas)

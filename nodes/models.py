@@ -35,7 +35,7 @@ FOLDER_NAME = "matanyone"
 WEIGHT_EXTENSIONS = {".pth", ".pt", ".safetensors"}
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEVICES = ["auto", "cpu"]
-_CACHE_SIZE = 2
+_CACHE_SIZE = 4
 
 
 def register_model_folder() -> None:
@@ -102,18 +102,27 @@ def core_patcher_class() -> tuple[type, str]:
     return getattr(comfy.model_patcher, name), name
 
 
-class ManagedMatAnyone2(torch.nn.Module):
-    """The module handed to ModelPatcher, which writes its own bookkeeping attributes (device, memory
-    counters) onto it; the network keeps its own read-only `device` and stays untouched."""
+class ManagedModule(torch.nn.Module):
+    """The module handed to the model patcher, which writes its own bookkeeping attributes (device, memory
+    counters) onto it; the wrapped network keeps its own `device` and stays untouched. One subclass per kind,
+    so that ComfyUI's log names what it loads."""
 
     def __init__(self, network: torch.nn.Module):
         super().__init__()
         self.network = network
 
 
+class ManagedMatAnyone2(ManagedModule):
+    pass
+
+
+class ManagedSAM2(ManagedModule):
+    pass
+
+
 @dataclass(eq=False)
-class MattingModel:
-    """A MatAnyone 2 network owned by ComfyUI's model management (the MA2_MODEL socket value)."""
+class ManagedModel:
+    """A network owned by ComfyUI's model management (offloaded when memory is needed, reloaded on use)."""
 
     patcher: comfy.model_patcher.ModelPatcher  # or a subclass (ModelPatcherDynamic)
     path: str
@@ -123,37 +132,63 @@ class MattingModel:
     def device(self) -> torch.device:
         return self.patcher.load_device
 
-    def network(self) -> torch.nn.Module:
+    def module(self) -> torch.nn.Module:
         """The network on its compute device, loading (or reloading after an offload) as needed."""
         mm.load_models_gpu([self.patcher], force_full_load=True)
         return self.patcher.model.network
 
 
-_cache: OrderedDict[tuple, MattingModel] = OrderedDict()
+class MattingModel(ManagedModel):
+    """A MatAnyone 2 network (the MA2_MODEL socket value)."""
+
+    def network(self) -> torch.nn.Module:
+        return self.module()
+
+
+_cache: OrderedDict[tuple, ManagedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_model(path: str, precision: str = "fp32", device: str = "auto") -> MattingModel:
-    """Load (or fetch from the cache) the network in `path` with the given precision and device."""
+def managed(
+    kind: str,
+    path: str,
+    precision: str,
+    device: str,
+    build: Callable[[torch.device, torch.dtype], torch.nn.Module],
+    *,
+    wrapper: type[ManagedModule],
+    model_class: type[ManagedModel] = ManagedModel,
+) -> ManagedModel:
+    """The network `build(offload_device, dtype)` from `path`, wrapped in the host's core patcher and cached by
+    kind, file (path, size, mtime), precision and device, so that runs reuse it (`kind` names it in the log)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     load_device, offload_device = resolve_device(device)
     stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, precision, str(load_device))
+    key = (kind, os.path.realpath(path), stat.st_size, stat.st_mtime_ns, precision, str(load_device))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
             return cached
         # One line per read from disk: the host tests count it to prove that runs reuse the loaded network.
-        log.info("MatAnyone 2: loading matanyone weights from %s (%s, %s)", path, precision, load_device)
-        network = load_matting_model(path, device=offload_device, dtype=PRECISIONS[precision])
+        log.info("MatAnyone 2: loading %s weights from %s (%s, %s)", kind, path, precision, load_device)
+        network = build(offload_device, PRECISIONS[precision])
         patcher_class, source = core_patcher_class()
-        patcher = patcher_class(ManagedMatAnyone2(network), load_device=load_device, offload_device=offload_device)
+        patcher = patcher_class(wrapper(network), load_device=load_device, offload_device=offload_device)
         # The host tests read this line: which patcher the host built, and through which name.
         log.info("MatAnyone 2: model managed by %s (comfy.model_patcher.%s)", type(patcher).__name__, source)
-        model = MattingModel(patcher=patcher, path=path, precision=precision)
+        model = model_class(patcher=patcher, path=path, precision=precision)
         _cache[key] = model
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
         return model
+
+
+def load_model(path: str, precision: str = "fp32", device: str = "auto") -> MattingModel:
+    """Load (or fetch from the cache) the MatAnyone 2 network in `path` with the given precision and device."""
+    return managed(
+        "matanyone", path, precision, device,
+        lambda offload, dtype: load_matting_model(path, device=offload, dtype=dtype),
+        wrapper=ManagedMatAnyone2, model_class=MattingModel,
+    )  # fmt: skip

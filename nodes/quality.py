@@ -4,9 +4,12 @@ reliable, the per-frame image branch, and where to add a keyframe (thin nodes ov
 from __future__ import annotations
 
 import json
+import logging
+import os
 
 import comfy.model_management as mm
 import comfy.utils
+import folder_paths
 import torch
 from comfy_api.latest import io
 
@@ -26,8 +29,9 @@ from .models import MattingModel
 from .schema import advanced, schema
 from .types import MA2Evaluator, MA2Model
 
+log = logging.getLogger(__name__)
+
 CATEGORY = "video/matting/quality"
-EVALUATORS = ["analytic"]  # the learned evaluator's files join this list
 
 
 def _images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -50,8 +54,42 @@ def _progress(total: int):
     return lambda done, all_: bar.update_absolute(done, all_)
 
 
+EVALUATOR_FOLDER = "matanyone_evaluator"
+
+
+def register_evaluator_folder() -> None:
+    """Register `models/matanyone_evaluator` for learned evaluator files (extra_model_paths key of that name)."""
+    folder_paths.add_model_folder_path(EVALUATOR_FOLDER, os.path.join(folder_paths.models_dir, EVALUATOR_FOLDER))
+    paths, extensions = folder_paths.folder_names_and_paths[EVALUATOR_FOLDER]
+    folder_paths.folder_names_and_paths[EVALUATOR_FOLDER] = (paths, set(extensions) | {".safetensors"})
+
+
+def evaluator_choices() -> list[str]:
+    """'analytic' (no weights) first, then the learned evaluator files in models/matanyone_evaluator."""
+    return ["analytic", *folder_paths.get_filename_list(EVALUATOR_FOLDER)]
+
+
+_learned: dict[tuple, object] = {}
+
+
+def _load_learned(name: str, device: str):
+    """A learned evaluator file, loaded once per file state and device (cached)."""
+    path = folder_paths.get_full_path(EVALUATOR_FOLDER, name)
+    if path is None:
+        raise FileNotFoundError(f"evaluator '{name}' not found in {folder_paths.get_folder_paths(EVALUATOR_FOLDER)}")
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, device)
+    if key not in _learned:
+        from ..matanyone2_core.quality.mqe import load_evaluator
+
+        _learned.clear()  # one learned evaluator in memory at a time
+        log.info("MatAnyone 2: loading evaluator %s (%s)", path, device)
+        _learned[key] = load_evaluator(path, device=device)
+    return _learned[key]
+
+
 class MA2LoadEvaluator(io.ComfyNode):
-    """The matte evaluator used by MatAnyone 2 Evaluate Matte (analytic: no weights)."""
+    """The matte evaluator used by MatAnyone 2 Evaluate Matte: analytic (no weights) or a learned file."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -62,13 +100,14 @@ class MA2LoadEvaluator(io.ComfyNode):
             description=(
                 "Chooses the evaluator that judges mattes without ground truth. 'analytic' needs no weights: a "
                 "semantic check against the segmentation (holes, blobs, wrong objects) and a colour-model check "
-                "of the boundary (hard, shifted or jittering edges). Leave Evaluate Matte's evaluator input "
-                "empty to use it by default."
+                "of the boundary (hard, shifted or jittering edges). Learned evaluators (DINOv3 + DPT, trained "
+                "with `python -m matanyone2_core train-evaluator`) are .safetensors files in "
+                "models/matanyone_evaluator. Leave Evaluate Matte's evaluator input empty for 'analytic'."
             ),
             search_aliases=["matte quality", "mqe", "quality evaluator", "alpha error"],
             inputs=[
-                io.Combo.Input("evaluator", options=EVALUATORS, default="analytic",
-                               tooltip="analytic: the weight-free evaluator."),  # fmt: skip
+                io.Combo.Input("evaluator", options=evaluator_choices(), default="analytic",
+                               tooltip="analytic: the weight-free evaluator; a file: a learned evaluator."),
                 advanced(io.Combo.Input, "device", options=["auto", "cpu"], default="auto",
                          tooltip="auto: ComfyUI's compute device (GPU when there is one); cpu: always the CPU."),
             ],
@@ -76,13 +115,21 @@ class MA2LoadEvaluator(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, evaluator: str = "analytic", **_: object) -> str:
+        path = None if evaluator == "analytic" else folder_paths.get_full_path(EVALUATOR_FOLDER, evaluator)
+        if path is None:
+            return evaluator
+        stat = os.stat(path)
+        return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    @classmethod
     def execute(cls, evaluator: str = "analytic", device: str = "auto") -> io.NodeOutput:
-        if evaluator not in EVALUATORS:
-            raise ValueError(f"evaluator must be one of {EVALUATORS}, got {evaluator!r}")
         if device not in ("auto", "cpu"):
             raise ValueError(f"device must be auto or cpu, got {device!r}")
         target = "cpu" if device == "cpu" else str(mm.get_torch_device())
-        return io.NodeOutput(AnalyticEvaluator(device=target))
+        if evaluator == "analytic":
+            return io.NodeOutput(AnalyticEvaluator(device=target))
+        return io.NodeOutput(_load_learned(evaluator, target))
 
 
 class MA2EvaluateMatte(io.ComfyNode):

@@ -29,6 +29,7 @@ WORKFLOWS_DIR = ROOT / "workflows"
 OUR_NODES = (
     "MA2LoadModel", "MA2MatteVideo", "MA2Composite",
     "MA2LoadEvaluator", "MA2EvaluateMatte", "MA2FuseMattes", "MA2MatteFrames", "MA2SuggestKeyframes",
+    "MA2EstimateForeground", "MA2ObjectsFromMasks", "MA2ObjectsFromSAM3", "MA2SelectObject",
 )  # fmt: skip
 
 

@@ -25,6 +25,9 @@ MATTE_FIRST_FRAME = "matanyone2_matte_video_first_frame_mask"
 REPROMPT_KEYFRAMES = "matanyone2_reprompt_with_keyframe_masks"
 REPLACE_BACKGROUND = "matanyone2_replace_background"
 QUALITY_FUSION = "matanyone2_quality_guided_fusion"
+TWO_PEOPLE = "matanyone2_clicks_to_two_people"
+#: Clicks of the example on the sample clip (one object per group): the figure's body, and its head.
+TWO_PEOPLE_CLICKS = "64,70\n\n64,30"
 
 
 def _loader(download: bool = True) -> dict[str, Any]:
@@ -44,7 +47,7 @@ def _matte(images: list, mask: list, model: list) -> dict[str, Any]:
         "class_type": "MA2MatteVideo",
         "inputs": {
             "model": model, "images": images, "mask": mask, "anchor_frame": 0, "erode": 4, "dilate": 4,
-            "warmup": 10, "max_internal_size": -1, "long_term_memory": False,
+            "warmup": 10, "max_internal_size": -1, "long_term_memory": False, "foreground_colors": "estimated",
         },
     }  # fmt: skip
 
@@ -64,9 +67,10 @@ def matte_first_frame_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]
         },
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 0]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "matanyone2/alpha"}},
-        # Transparent PNGs: core Join Image with Alpha expects an inverted mask (1 = transparent).
+        # Transparent PNGs with the estimated (straight) foreground colours: core Join Image with Alpha expects
+        # an inverted mask (1 = transparent).
         "10": {"class_type": "InvertMask", "inputs": {"mask": ["5", 0]}},
-        "11": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["2", 0], "alpha": ["10", 0]}},
+        "11": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["5", 2], "alpha": ["10", 0]}},
         "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "matanyone2/rgba"}},
     }
     layout = {
@@ -206,6 +210,49 @@ def quality_fusion_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
     return graph, layout
 
 
+def two_people_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Clicks on a frame -> SAM 2 masks, one per object -> both matted in one pass -> each person's alpha saved,
+    and both composited over a new background."""
+    matte = _matte(["2", 0], None, ["4", 0])
+    del matte["inputs"]["mask"]
+    matte["inputs"]["objects"] = ["6", 0]
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "MA2LoadSAM2", "inputs": {"model_name": "sam2.1_hiera_tiny.pt", "download_if_missing": True,
+                                                      "device": "auto", "precision": "fp32", "image_size": 1024}},
+        "4": _loader(),
+        "6": {"class_type": "MA2MaskFromPoints", "inputs": {"sam2": ["3", 0], "images": ["2", 0], "frame_index": 0,
+                                                            "positive_points": TWO_PEOPLE_CLICKS,
+                                                            "negative_points": ""}},
+        "7": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["6", 1]}},
+        "5": matte,
+        "9": {"class_type": "MA2SelectObject", "inputs": {"objects": ["5", 3], "index": 0}},
+        "10": {"class_type": "MA2SelectObject", "inputs": {"objects": ["5", 3], "index": 1}},
+        "11": {"class_type": "MaskToImage", "inputs": {"mask": ["9", 0]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0],
+                                                     "filename_prefix": "matanyone2/person0_alpha"}},
+        "13": {"class_type": "MaskToImage", "inputs": {"mask": ["10", 0]}},
+        "14": {"class_type": "SaveImage", "inputs": {"images": ["13", 0],
+                                                     "filename_prefix": "matanyone2/person1_alpha"}},
+        "15": {"class_type": "LoadImage", "inputs": {"image": comfy_samples.BACKGROUND_FILE}},
+        "16": {"class_type": "MA2Composite", "inputs": {"foreground": ["5", 1], "alpha": ["5", 0],
+                                                        "background_color": "#000000", "background": ["15", 0],
+                                                        "background_fit": "cover", "foreground_mode": "premultiplied"}},
+        "17": {"class_type": "CreateVideo", "inputs": {"images": ["16", 0], "fps": ["2", 2], "audio": ["2", 1]}},
+        "18": {"class_type": "SaveVideo", "inputs": {"video": ["17", 0], "filename_prefix": "matanyone2/two_people",
+                                                     "format": "mp4", "codec": "h264"}},
+    }  # fmt: skip
+    layout = {
+        "1": (20, 20), "2": (350, 20), "3": (20, 180), "4": (20, 480), "6": (350, 180), "8": (350, 660),
+        "7": (350, 740), "5": (760, 180), "9": (1100, 20), "10": (1100, 160), "11": (1440, 20), "12": (1780, 20),
+        "13": (1440, 160), "14": (1780, 160), "15": (760, 560), "16": (1100, 340), "17": (1440, 340),
+        "18": (1780, 340),
+    }  # fmt: skip
+    return graph, layout
+
+
 #: Page area used for thumbnails: clear of the side bar, tabs, banner and floating tool bars.
 THUMBNAIL_REGION = (70, 140, 1320, 660)
 
@@ -214,6 +261,7 @@ EXAMPLES = {
     REPROMPT_KEYFRAMES: reprompt_keyframes_graph,
     REPLACE_BACKGROUND: replace_background_graph,
     QUALITY_FUSION: quality_fusion_graph,
+    TWO_PEOPLE: two_people_graph,
 }
 
 
@@ -237,6 +285,11 @@ def export_examples(out_dir: Path = comfy_host.WORKFLOWS_DIR) -> list[Path]:
                 comfy_browser.wait_for_node_types(page, list(comfy_host.OUR_NODES))
                 for stem, build in EXAMPLES.items():
                     graph, layout = build()
+                    # A fresh page per example: node ids repeat across examples, and the app would draw the
+                    # previous graph's image previews on the new nodes.
+                    page.reload(wait_until="domcontentloaded")
+                    page.wait_for_function("() => window.app && window.app.graph", timeout=60_000)
+                    comfy_browser.wait_for_node_types(page, list(comfy_host.OUR_NODES))
                     page.evaluate("() => app.graph.clear()")
                     comfy_browser.load_api_graph(page, graph, stem)
                     page.evaluate(

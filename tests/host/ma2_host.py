@@ -21,6 +21,10 @@ import comfy_samples  # noqa: E402
 HEIGHT, WIDTH, FRAMES = 96, 128, 8
 #: Fast settings written over the example workflows' widgets in tests (the reference run uses the same).
 FAST = {"warmup": 1}
+#: A seeded, untrained learned evaluator written into models/matanyone_evaluator of every host base.
+LEARNED_EVALUATOR = "ma2_tiny_evaluator.safetensors"
+#: SAM 2's input size in the host tests (the model's own is 1024: slow on CPU).
+SAM2_TEST_SIZE = 256
 CHECKPOINT_SEED = 0
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -33,6 +37,7 @@ class Host:
     checkpoint: Path
     sample: comfy_samples.SampleInputs
     object_info: dict[str, Any]
+    sam2_checkpoint: Path | None = None
 
     def example_graph(self, stem: str, **matte_overrides: Any) -> dict[str, Any]:
         """The example workflow `stem` as an API graph, with FAST on the matting nodes (+ overrides on
@@ -44,4 +49,6 @@ class Host:
                 node["inputs"].update({**FAST, **matte_overrides})
             elif node["class_type"] == "MA2MatteFrames":
                 node["inputs"].update(FAST)
+            elif node["class_type"] == "MA2LoadSAM2":
+                node["inputs"]["image_size"] = SAM2_TEST_SIZE
         return copy.deepcopy(graph)

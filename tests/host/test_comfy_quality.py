@@ -11,7 +11,7 @@ import comfy_samples
 import numpy as np
 import torch
 from comfy_workflows import QUALITY_FUSION
-from ma2_host import FRAMES, HEIGHT, WIDTH, Host
+from ma2_host import FRAMES, HEIGHT, LEARNED_EVALUATOR, WIDTH, Host
 from PIL import Image
 
 
@@ -91,3 +91,31 @@ def test_quality_nodes_name_the_bad_input(host: Host) -> None:
     result = host.server.run(graph, timeout=120)
     assert result.status == "error" and result.error["node_type"] == "MA2FuseMattes"
     assert "alpha_image must be [T,H,W]" in result.error["exception_message"]
+
+
+def test_a_learned_evaluator_file_can_be_chosen(host: Host) -> None:
+    """models/matanyone_evaluator files are listed next to 'analytic' and give what load_evaluator gives."""
+    from matanyone2_core.quality import evaluate_matte
+    from matanyone2_core.quality.mqe import load_evaluator
+
+    choices = host.object_info["MA2LoadEvaluator"]["input"]["required"]["evaluator"][1]["options"]
+    assert choices[0] == "analytic" and LEARNED_EVALUATOR in choices
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "3": {"class_type": "LoadImageMask", "inputs": {"image": comfy_samples.FIRST_MASK_FILE, "channel": "red"}},
+        "4": {"class_type": "MA2LoadEvaluator", "inputs": {"evaluator": LEARNED_EVALUATOR, "device": "auto"}},
+        "5": {"class_type": "MA2EvaluateMatte", "inputs": {"images": ["2", 0], "alpha": ["3", 0],
+                                                           "segmentation": ["3", 0], "evaluator": ["4", 0],
+                                                           "heatmap_opacity": 0.7}},
+        "6": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 0]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "t/learned_error"}},
+    }  # fmt: skip
+    result = host.server.run(graph, timeout=300)
+    assert result.status == "success", result.error or host.server.log_tail()
+    frames = comfy_samples.read_video(host.base / "input" / comfy_samples.CLIP_FILE)
+    evaluator = load_evaluator(host.base / "models" / "matanyone_evaluator" / LEARNED_EVALUATOR)
+    expected = evaluate_matte(frames, host.sample.first_mask, host.sample.first_mask, evaluator=evaluator)
+    saved = _saved_masks(host, result, "7")
+    assert saved.shape == (FRAMES, HEIGHT, WIDTH)
+    assert float((saved - expected).abs().max()) <= 1 / 255 + 1e-5

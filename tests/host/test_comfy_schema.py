@@ -32,13 +32,18 @@ def test_every_node_is_listed_with_tooltips(host: Host) -> None:
 
 def test_matte_node_interface(host: Host) -> None:
     node = host.object_info["MA2MatteVideo"]
+    # Widgets keep their saved order (new ones last); the seed sockets are optional: mask or objects.
     assert node["input_order"]["required"] == [
-        "model", "images", "mask", "anchor_frame", "erode", "dilate", "warmup", "max_internal_size",
-        "long_term_memory",
+        "model", "images", "anchor_frame", "erode", "dilate", "warmup", "max_internal_size", "long_term_memory",
+        "foreground_colors",
     ]  # fmt: skip
-    assert node["output"] == ["MASK", "IMAGE"] and node["output_name"] == ["alpha", "foreground"]
+    assert node["input_order"]["optional"] == ["mask", "objects"]
+    assert node["output"] == ["MASK", "IMAGE", "IMAGE", "MA2_OBJECTS"]
+    assert node["output_name"] == ["alpha", "foreground", "foreground_straight", "object_alphas"]
     required = node["input"]["required"]
-    assert all(required[name][1].get("advanced") for name in ("warmup", "max_internal_size", "long_term_memory"))
+    assert all(required[name][1].get("advanced")
+               for name in ("warmup", "max_internal_size", "long_term_memory", "foreground_colors"))  # fmt: skip
+    assert required["foreground_colors"][1]["default"] == "estimated"
     loader = host.object_info["MA2LoadModel"]["input"]["required"]
     assert loader["precision"][1]["options"] == ["fp32", "fp16", "bf16"] and loader["precision"][1]["default"] == "fp32"
     assert "matanyone2.pth" in loader["model_name"][1]["options"]

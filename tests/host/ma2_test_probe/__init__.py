@@ -5,6 +5,8 @@
   tests can check the UI -> API conversion against both the real frontend and the real server. Only on hosts
   that have those input kinds.
 * `MA2ProbeDamageImages`: out-of-range and NaN frames, as a faulty upstream node would make them.
+* `MA2ProbeSAM3TrackData`: core SAM 3 track data packed by the core's own code from given masks (hosts with
+  core SAM 3 only).
 * `MA2TestRenamedComposite`: registered through the pack's own `nodes/replacements.py` (loaded by path) as a
   rename of `MA2Composite`, so the tests can check that renamed node ids keep working.
 """
@@ -99,6 +101,35 @@ class MA2ProbeDamageImages(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+class MA2ProbeSAM3TrackData(io.ComfyNode):
+    """SAM3_TRACK_DATA made with the core tracker's own packing from given masks (no SAM 3 weights needed):
+    each mask batch [T,H,W] is one object, resized (nearest) to the tracker's internal size and packed."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MA2ProbeSAM3TrackData",
+            category="testing",
+            inputs=[
+                io.Mask.Input("object0"),
+                io.Mask.Input("object1"),
+                io.Int.Input("internal_height", default=64, min=8, max=1024),
+                io.Int.Input("internal_width", default=80, min=8, max=1024, step=8),
+            ],
+            outputs=[io.Custom("SAM3_TRACK_DATA").Output()],
+        )
+
+    @classmethod
+    def execute(cls, object0, object1, internal_height: int, internal_width: int) -> io.NodeOutput:
+        from comfy.ldm.sam3.tracker import pack_masks
+
+        masks = torch.stack([object0, object1], dim=1)  # [T, N, H, W]
+        small = torch.nn.functional.interpolate(masks, size=(internal_height, internal_width), mode="nearest")
+        data = {"packed_masks": pack_masks(small - 0.5), "n_frames": masks.shape[0], "scores": [1.0, 1.0],
+                "orig_size": tuple(masks.shape[-2:])}  # fmt: skip
+        return io.NodeOutput(data)
+
+
 def _our_replacements():
     """The pack's nodes/replacements.py, loaded by path (the pack's folder name is not importable)."""
     path = next(CUSTOM_NODES.glob("*/nodes/replacements.py"))
@@ -122,7 +153,10 @@ class ProbeExtension(ComfyExtension):
         await replacements.register_renames([rename])
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [MA2ProbeDamageImages, *([MA2ProbeDynamicInputs] if HAS_DYNAMIC else [])]
+        nodes = [MA2ProbeDamageImages, *([MA2ProbeDynamicInputs] if HAS_DYNAMIC else [])]
+        if importlib.util.find_spec("comfy.ldm.sam3") is not None:  # core SAM 3 (ComfyUI 0.19.5 and newer)
+            nodes.append(MA2ProbeSAM3TrackData)
+        return nodes
 
 
 async def comfy_entrypoint() -> ProbeExtension:
