@@ -54,3 +54,43 @@ def plot_series(series: Mapping[str, Sequence[float]], title: str, path: str | P
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+def plot_curves(series: Mapping[str, Sequence[float]], title: str, path: str | Path, *, width: int = 900,
+                height: int = 320, marks: Sequence[int] = ()) -> Path:
+    """All series as curves in one panel (shared y scale, x = frame index, `marks` as vertical lines, e.g.
+    keyframes), with a legend; saved as a PNG."""
+    font = ImageFont.load_default()
+    top, left, right, bottom = 28, 70, 20, 40
+    names = [n for n in series if len(series[n]) > 0]
+    values = [float(v) for n in names for v in series[n]]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((left, 8), title, fill="black", font=font)
+    x0, x1, y0, y1 = left, width - right, top, height - bottom
+    draw.rectangle((x0, y0, x1, y1), outline=(150, 150, 150))
+    draw.text((4, y0 - 4), _fmt(hi), fill="black", font=font)
+    draw.text((4, y1 - 8), _fmt(lo), fill="black", font=font)
+    n = max((len(series[k]) for k in names), default=1)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        return x0 + (x1 - x0) * (i / (n - 1) if n > 1 else 0.5), y1 - (y1 - y0) * (v - lo) / (hi - lo)
+
+    for m in marks:
+        x = xy(m, lo)[0]
+        draw.line((x, y0, x, y1), fill=(200, 200, 200))
+    for k, name in enumerate(names):
+        colour = _COLOURS[k % len(_COLOURS)]
+        points = [xy(i, float(v)) for i, v in enumerate(series[name])]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        draw.text((x0 + 8 + 190 * k, y1 + 8), f"{name} (mean {_fmt(sum(series[name]) / len(series[name]))})",
+                  fill=colour, font=font)  # fmt: skip
+    draw.text((x1 - 24, y1 + 24), str(n - 1), fill="black", font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_matting_model
+from .engine.anchors import BLENDS, KEYFRAME_MODES
 from .engine.options import MattingOptions
 from .engine.session import MattingSession
 from .engine.validate import check_kernels, check_keyframes, check_mask, resolve_device
@@ -74,6 +75,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder: pha/0000.png alphas, fgr/0000.png RGBA")
     p.add_argument("--keyframe", action="append", default=[], metavar="INDEX:MASK.png",
                    help="re-prompt with a mask at a later frame (repeatable)")
+    p.add_argument("--keyframe-mode", choices=KEYFRAME_MODES, default="reprompt",
+                   help="reprompt (official): a keyframe corrects the frames from it on; anchors: the first mask "
+                   "and every keyframe are matted in both directions and the passes joined by --blend (holds "
+                   "the clip's frames and alphas in memory)")
+    p.add_argument("--blend", choices=BLENDS, default="quality",
+                   help="join of the two passes in the anchors mode (quality: per pixel, analytic evaluator)")
     p.add_argument("--overwrite", action="store_true",
                    help="remove the frames of an earlier run (OUT/pha/*.png, OUT/fgr/*.png) before writing")
     p.add_argument("--warmup", type=int, default=10)
@@ -152,6 +159,24 @@ def check_output(out: Path, *, overwrite: bool) -> list[Path]:
     return old
 
 
+def _matte_with_anchors(model, frames, mask, keyframes, options, blend):
+    """The anchors mode needs every frame twice in both orders: the clip is read into memory and matted first
+    (with its own progress bar), then (frame, alpha) pairs are handed to the writer."""
+    from .engine.video import matte_video
+
+    clip = torch.stack(list(frames))
+    bar = ProgressBar(None, label="matting (frame visits, both directions)")
+
+    def on_visit(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done)
+
+    alphas = matte_video(model, clip, mask, keyframes=keyframes or None, options=options, keyframe_mode="anchors",
+                         blend=blend, progress=on_visit)  # fmt: skip
+    bar.close()
+    return zip(clip, alphas, strict=True)
+
+
 def run(args: argparse.Namespace) -> int:
     # 1. everything that can be checked cheaply, before the weights are read and before any file is written
     options = MattingOptions(
@@ -174,13 +199,18 @@ def run(args: argparse.Namespace) -> int:
     for kind in kinds:
         (out / kind).mkdir(parents=True, exist_ok=True)
     _, frames = iter_frames(args.frames)
+    if args.keyframe_mode == "anchors":
+        frames = _matte_with_anchors(model, frames, mask, keyframes, options, args.blend)
     session = MattingSession(model, options)
     bar = ProgressBar(count)
     done = 0
     interrupted = False
     try:
         for index, frame in enumerate(frames):
-            alpha = session.step(frame, mask if index == 0 else keyframes.get(index))
+            if isinstance(frame, tuple):  # anchors mode: already matted
+                frame, alpha = frame
+            else:
+                alpha = session.step(frame, mask if index == 0 else keyframes.get(index))
             save_alpha(alpha, out / "pha" / f"{index:04d}.png")
             if not args.no_foreground:
                 save_foreground(frame, alpha, out / "fgr" / f"{index:04d}.png")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import comfy.model_management as mm
 import comfy.utils
 import torch
 from comfy_api.latest import io
 
 from ..matanyone2_core import estimate_foreground, matte_objects, matte_video
+from ..matanyone2_core.engine.anchors import BLENDS, KEYFRAME_MODES
 from ..matanyone2_core.engine.validate import check_frames, check_index, check_mask
 from ..matanyone2_core.segmentation import ObjectMasks
 from .models import MattingModel
 from .schema import advanced, schema
-from .types import MA2Model, MA2Objects
+from .types import MA2Evaluator, MA2Model, MA2Objects
 
 FOREGROUND_COLORS = ["estimated", "frame"]
 
@@ -158,6 +161,33 @@ class MA2MatteVideo(io.ComfyNode):
                     "much as matting on a CPU, little on a GPU); frame: the frame's own colours (the old "
                     "background stays inside semi-transparent pixels).",
                 ),
+                advanced(
+                    io.Combo.Input,
+                    "keyframe_mode",
+                    options=list(KEYFRAME_MODES),
+                    default="reprompt",
+                    tooltip="reprompt (default, the official behaviour): a keyframe mask corrects the matting "
+                    "from its frame on. anchors: the first mask and every keyframe are anchors matted in both "
+                    "directions, so a keyframe also fixes the frames before it; each stretch between two "
+                    "anchors is matted from both ends and the two joined by blend (frames inside are matted "
+                    "twice: about twice the time there).",
+                ),
+                advanced(
+                    io.Combo.Input,
+                    "blend",
+                    options=list(BLENDS),
+                    default="quality",
+                    tooltip="How anchors mode joins the two passes between anchors. quality: per pixel, the "
+                    "pass the evaluator trusts more takes over (smoothed in space and time; by distance where "
+                    "both look alike). linear / cosine: cross-fade by distance to each anchor. Each anchor "
+                    "frame keeps its own mask's alpha.",
+                ),
+                MA2Evaluator.Input(
+                    "evaluator",
+                    optional=True,
+                    tooltip="The evaluator the quality blend trusts (from Load MatAnyone 2 Matte Evaluator); "
+                    "the built-in analytic one when not connected.",
+                ),
             ],
             outputs=[
                 io.Mask.Output(
@@ -195,6 +225,9 @@ class MA2MatteVideo(io.ComfyNode):
         long_term_memory: bool = False,
         foreground_colors: str = "estimated",
         objects: ObjectMasks | None = None,
+        keyframe_mode: str = "reprompt",
+        blend: str = "quality",
+        evaluator: Any = None,
     ) -> io.NodeOutput:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
             shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -207,7 +240,8 @@ class MA2MatteVideo(io.ComfyNode):
         check_frames(frames, name="images")
         count, height, width = frames.shape[:3]
         options = dict(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
-                       long_term=long_term_memory, anchor=anchor_frame)  # fmt: skip
+                       long_term=long_term_memory, anchor=anchor_frame, keyframe_mode=keyframe_mode, blend=blend,
+                       evaluator=evaluator)  # fmt: skip
         if objects is not None:
             anchor_frame = check_index(anchor_frame, name="anchor_frame", count=count)
             if objects.size != (height, width):

@@ -277,3 +277,26 @@ def test_mask_files_read_a_cut_outs_alpha_and_grey_otherwise(tmp_path):
     assert torch.equal(read_mask(tmp_path / "opaque.png"), expected)
     Image.fromarray(subject, mode="L").save(tmp_path / "grey.png")
     assert torch.equal(read_mask(tmp_path / "grey.png"), expected)
+
+
+def test_anchors_mode_writes_the_apis_anchor_passes(tmp_path, weights_path, model):
+    """--keyframe-mode anchors --blend linear writes what matte_video(keyframe_mode="anchors") returns."""
+    frames = random_frames(5, 48, 64, seed=3)
+    frames8 = torch.from_numpy(to_uint8(frames))
+    (tmp_path / "frames").mkdir()
+    for i, f in enumerate(frames8.numpy()):
+        Image.fromarray(f).save(tmp_path / "frames" / f"{i:05d}.png")
+    first, key = ellipse_mask(48, 64), torch.roll(ellipse_mask(48, 64), shifts=8, dims=1)
+    Image.fromarray(to_uint8(first)).save(tmp_path / "mask.png")
+    Image.fromarray(to_uint8(key)).save(tmp_path / "key.png")
+    code = main(["matte", "--frames", str(tmp_path / "frames"), "--mask", str(tmp_path / "mask.png"), "--weights",
+                 str(weights_path), "--out", str(tmp_path / "out"), "--warmup", "1", "--device", "cpu",
+                 "--keyframe", f"4:{tmp_path / 'key.png'}", "--keyframe-mode", "anchors", "--blend", "linear"])
+    assert code == 0
+    expected = matte_video(model, frames8.float() / 255, read_mask(tmp_path / "mask.png"), warmup=1,
+                           keyframes={4: read_mask(tmp_path / "key.png")}, keyframe_mode="anchors", blend="linear")
+    reprompt = matte_video(model, frames8.float() / 255, read_mask(tmp_path / "mask.png"), warmup=1,
+                           keyframes={4: read_mask(tmp_path / "key.png")})
+    written = np.stack([np.asarray(Image.open(tmp_path / "out" / "pha" / f"{i:04d}.png")) for i in range(5)])
+    assert np.array_equal(written, to_uint8(expected))
+    assert not np.array_equal(written[1:4], to_uint8(reprompt[1:4]))  # the keyframe changed the frames before it

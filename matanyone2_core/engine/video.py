@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..network.model import MatAnyone2Network
+from .anchors import BLENDS, KEYFRAME_MODES, run_anchor_passes
 from .options import MattingOptions, check_options
 from .session import MattingSession
 from .validate import (
@@ -39,6 +40,9 @@ def matte_video(
     progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
     options: MattingOptions | None = None,
+    keyframe_mode: str = "reprompt",
+    blend: str = "quality",
+    evaluator: Any = None,
 ) -> torch.Tensor:
     """Alpha matte `[T,H,W]` float32 (CPU) in [0,1] for `frames` `[T,H,W,3]` float in [0,1].
 
@@ -49,6 +53,12 @@ def matte_video(
     called after every output frame, `check_interrupt()` before every network step (warm-up steps
     included); an exception raised from either stops matting and propagates.
     `options`, when given, supplies every setting and overrides the keyword arguments.
+
+    `keyframe_mode="reprompt"` (the default, the official semantics) is the above. `"anchors"` makes the first
+    mask and every keyframe an anchor matted in both directions, each segment between two anchors matted
+    forward from the earlier and backward from the later and joined by `blend` (`"quality"`: per pixel, from
+    `evaluator`'s error maps (analytic when None); `"linear"` / `"cosine"`: by distance to the anchors), see
+    `engine.anchors`; then `progress` counts frame visits (frames inside segments are visited twice).
 
     Every input is checked before any work (see `engine.validate`): frames must be finite floats in 0..1
     (within `VALUE_TOLERANCE`), masks non-empty and of the frame size, indices ints in range, options within
@@ -71,8 +81,13 @@ def matte_video(
         )
     options = check_options(options)
     check_kernels(options, size)
+    _check_mode(keyframe_mode, blend, evaluator)
 
     alphas = torch.empty(total, height, width, dtype=torch.float32)
+    if keyframe_mode == "anchors":
+        run_anchor_passes(model, frames, {anchor: first_mask, **keyframes}, options, alphas, num_objects=None,
+                          blend=blend, evaluator=evaluator, progress=progress, check_interrupt=check_interrupt)
+        return alphas
 
     def store(index: int, alpha: torch.Tensor) -> None:
         alphas[index] = alpha
@@ -107,6 +122,9 @@ def matte_objects(
     progress: Callable[[int, int], None] | None = None,
     check_interrupt: Callable[[], None] | None = None,
     options: MattingOptions | None = None,
+    keyframe_mode: str = "reprompt",
+    blend: str = "quality",
+    evaluator: Any = None,
 ) -> torch.Tensor:
     """Alpha mattes `[N,T,H,W]` float32 (CPU) of N objects (people) in one pass over `frames` `[T,H,W,3]`.
 
@@ -121,7 +139,8 @@ def matte_objects(
     (pixel encoder, key projection) always; the memory read (top-k) for every group of objects with the
     same keyframes so far. `progress(done, total)` is called once per output frame (all objects),
     `check_interrupt()` before every network step. Every input is checked before any work; a bad one raises
-    ValueError naming it (and the object, for masks).
+    ValueError naming it (and the object, for masks). `keyframe_mode`, `blend` and `evaluator` as in
+    `matte_video`; in the anchors mode every keyframe needs a mask for every object (they are its anchors).
     """
     model = check_model(model)
     check_frames(frames)
@@ -139,8 +158,20 @@ def matte_objects(
         )
     options = check_options(options)
     check_kernels(options, size)
+    _check_mode(keyframe_mode, blend, evaluator)
 
     alphas = torch.empty(count, total, height, width, dtype=torch.float32)
+    if keyframe_mode == "anchors":
+        anchors = {anchor: torch.stack([anchor_masks[i] for i in range(count)])}
+        for index, per_object in keyframes.items():
+            missing = [i for i in range(count) if i not in per_object]
+            if missing:
+                raise ValueError(f"keyframes[{index}]: the anchors mode needs a mask for every object; objects "
+                                 f"{missing} have none")  # fmt: skip
+            anchors[index] = torch.stack([per_object[i] for i in range(count)])
+        run_anchor_passes(model, frames, anchors, options, alphas, num_objects=count, blend=blend,
+                          evaluator=evaluator, progress=progress, check_interrupt=check_interrupt)
+        return alphas
 
     def store(index: int, alpha: torch.Tensor) -> None:
         alphas[:, index] = alpha
@@ -158,6 +189,14 @@ def matte_objects(
         check_interrupt=check_interrupt,
     )
     return alphas
+
+
+def _check_mode(keyframe_mode: Any, blend: Any, evaluator: Any) -> None:
+    if keyframe_mode not in KEYFRAME_MODES:
+        raise ValueError(f"keyframe_mode must be one of {KEYFRAME_MODES}, got {keyframe_mode!r}")
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+    check_callable(evaluator, name="evaluator")
 
 
 def _run_passes(

@@ -35,15 +35,17 @@ def test_matte_node_interface(host: Host) -> None:
     # Widgets keep their saved order (new ones last); the seed sockets are optional: mask or objects.
     assert node["input_order"]["required"] == [
         "model", "images", "anchor_frame", "erode", "dilate", "warmup", "max_internal_size", "long_term_memory",
-        "foreground_colors",
+        "foreground_colors", "keyframe_mode", "blend",
     ]  # fmt: skip
-    assert node["input_order"]["optional"] == ["mask", "objects"]
+    assert node["input_order"]["optional"] == ["mask", "objects", "evaluator"]
     assert node["output"] == ["MASK", "IMAGE", "IMAGE", "MA2_OBJECTS"]
     assert node["output_name"] == ["alpha", "foreground", "foreground_straight", "object_alphas"]
     required = node["input"]["required"]
     assert all(required[name][1].get("advanced")
-               for name in ("warmup", "max_internal_size", "long_term_memory", "foreground_colors"))  # fmt: skip
+               for name in ("warmup", "max_internal_size", "long_term_memory", "foreground_colors", "keyframe_mode",
+                            "blend"))  # fmt: skip
     assert required["foreground_colors"][1]["default"] == "estimated"
+    assert required["keyframe_mode"][1]["default"] == "reprompt" and required["blend"][1]["default"] == "quality"
     loader = host.object_info["MA2LoadModel"]["input"]["required"]
     assert loader["precision"][1]["options"] == ["fp32", "fp16", "bf16"] and loader["precision"][1]["default"] == "fp32"
     assert "matanyone2.pth" in loader["model_name"][1]["options"]

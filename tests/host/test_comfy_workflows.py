@@ -71,7 +71,8 @@ def _reference(host: Host, model, graph: dict) -> torch.Tensor:
     return matte_video(
         model, frames, first, warmup=inputs["warmup"], erode=inputs["erode"], dilate=inputs["dilate"],
         max_internal_size=inputs["max_internal_size"], long_term=inputs["long_term_memory"], keyframes=keyframes,
-        anchor=inputs["anchor_frame"],
+        anchor=inputs["anchor_frame"], keyframe_mode=inputs.get("keyframe_mode", "reprompt"),
+        blend=inputs.get("blend", "quality"),
     )  # fmt: skip
 
 
@@ -173,3 +174,18 @@ def test_keyframe_workflow_really_uses_the_keyframes(host: Host) -> None:
     k = host.sample.keyframes[1]
     assert torch.equal(a[:k], b[:k])
     assert float((a[k:] - b[k:]).abs().mean()) > 1e-3
+
+
+def test_keyframes_as_anchors_match_core_and_fix_the_frames_before(host: Host, reference_model) -> None:
+    """keyframe_mode=anchors (quality blend, analytic evaluator) gives the core's anchors-mode alphas, and unlike
+    re-prompting it changes the frames before the later keyframe."""
+    graph = _with_alpha_probe(host.example_graph(REPROMPT_KEYFRAMES, keyframe_mode="anchors", blend="quality"))
+    result = host.server.run(graph, timeout=240)
+    assert result.status == "success", result.error or host.server.log_tail()
+    alpha = _saved_alpha(host, result)
+    expected = _reference(host, reference_model, graph)
+    assert float((alpha - expected).abs().max()) <= 1 / 255 + 1e-6
+    reprompt = _saved_alpha(host, host.server.run(_with_alpha_probe(host.example_graph(REPROMPT_KEYFRAMES)),
+                                                  timeout=240))  # fmt: skip
+    k = host.sample.keyframes[1]
+    assert float((alpha[1:k] - reprompt[1:k]).abs().mean()) > 1e-3
