@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .quality.mqe import train as train_mqe
 
     train_mqe.register_cli(sub)
+    from .train import cli as train_matting_cli
+
+    train_matting_cli.register_cli(sub)
+    from . import curation
+
+    curation.register_cli(sub)
     return parser
 
 
