@@ -127,4 +127,10 @@ class MaskDecoder(nn.Module):
         if update_sensory:
             head_in = torch.cat([p1.float(), raw], dim=2)
             sensory = self.sensory_update([readout, p8, p4, p2, head_in.to(p1.dtype)], sensory)
-        return sensory, raw[:, :, 0].clamp(0.0, 1.0)
+        alpha = raw[:, :, 0]
+        clamped = alpha.clamp(0.0, 1.0)
+        if alpha.requires_grad:
+            # Training: the clamp's value, the gradient of the unclamped output (straight through), so that a
+            # pixel pushed outside 0..1 still gets a gradient back; without autograd nothing changes.
+            clamped = clamped.detach() + (alpha - alpha.detach())
+        return sensory, clamped
