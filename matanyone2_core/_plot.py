@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -57,14 +58,15 @@ def plot_series(series: Mapping[str, Sequence[float]], title: str, path: str | P
 
 
 def plot_curves(series: Mapping[str, Sequence[float]], title: str, path: str | Path, *, width: int = 900,
-                height: int = 320, marks: Sequence[int] = ()) -> Path:
-    """All series as curves in one panel (shared y scale, x = frame index, `marks` as vertical lines, e.g.
-    keyframes), with a legend; saved as a PNG."""
+                height: int = 320, marks: Sequence[int] = (), x_step: float = 1, zero: bool = False) -> Path:
+    """All series as curves in one panel (shared y scale, x = index * `x_step`, `marks` as vertical lines at
+    indices, e.g. keyframes), with a legend; NaN values are gaps; `zero` puts 0 on the y scale. Saved as a PNG."""
     font = ImageFont.load_default()
     top, left, right, bottom = 28, 70, 20, 40
     names = [n for n in series if len(series[n]) > 0]
-    values = [float(v) for n in names for v in series[n]]
+    values = [float(v) for n in names for v in series[n] if math.isfinite(float(v))]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    lo = min(lo, 0.0) if zero else lo
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
     img = Image.new("RGB", (width, height), "white")
@@ -84,12 +86,18 @@ def plot_curves(series: Mapping[str, Sequence[float]], title: str, path: str | P
         draw.line((x, y0, x, y1), fill=(200, 200, 200))
     for k, name in enumerate(names):
         colour = _COLOURS[k % len(_COLOURS)]
-        points = [xy(i, float(v)) for i, v in enumerate(series[name])]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        draw.text((x0 + 8 + 190 * k, y1 + 8), f"{name} (mean {_fmt(sum(series[name]) / len(series[name]))})",
-                  fill=colour, font=font)  # fmt: skip
-    draw.text((x1 - 24, y1 + 24), str(n - 1), fill="black", font=font)
+        run: list[tuple[float, float]] = []
+        for i, v in [*enumerate(series[name]), (-1, math.nan)]:  # a NaN ends a run of points
+            if math.isfinite(float(v)):
+                run.append(xy(i, float(v)))
+                continue
+            if len(run) > 1:
+                draw.line(run, fill=colour, width=2)
+            run = []
+        finite = [float(v) for v in series[name] if math.isfinite(float(v))]
+        mean = sum(finite) / len(finite) if finite else math.nan
+        draw.text((x0 + 8 + 190 * k, y1 + 8), f"{name} (mean {_fmt(mean)})", fill=colour, font=font)
+    draw.text((x1 - 40, y1 + 24), _fmt((n - 1) * x_step), fill="black", font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)

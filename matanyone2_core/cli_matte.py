@@ -19,9 +19,9 @@ import torch
 from .checkpoint import load_matting_model
 from .engine.anchors import BLENDS, KEYFRAME_MODES
 from .engine.options import MattingOptions
-from .engine.session import MattingSession
-from .engine.validate import check_kernels, check_keyframes, check_mask, resolve_device
-from .io import iter_frames, probe_frames, read_mask, save_alpha, save_foreground
+from .engine.validate import check_index, check_kernels, check_keyframes, check_mask, resolve_device
+from .io import probe_frames, read_mask, save_alpha, save_foreground
+from .streaming import open_source, stream_mattes
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OUTPUT_KINDS = ("pha", "fgr")
@@ -71,6 +71,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--frames", required=True, help="folder of frames (sorted by name) or a video file")
     p.add_argument("--mask", required=True, help="first-frame mask image (non-zero = subject, or a cut-out's alpha)")
+    p.add_argument("--anchor", type=int, default=0, metavar="INDEX",
+                   help="the frame --mask belongs to (default 0); frames before it are matted backward from it, "
+                   "reading the clip back by seeking (nothing but a temporary 16-bit alpha file is kept)")
     p.add_argument("--weights", required=True, help="matanyone2.pth / .safetensors (MatAnyone 1 works too)")
     p.add_argument("--out", required=True, help="output folder: pha/0000.png alphas, fgr/0000.png RGBA")
     p.add_argument("--keyframe", action="append", default=[], metavar="INDEX:MASK.png",
@@ -95,9 +98,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read_keyframes(
-    specs: list[str], size: tuple[int, int], count: int | None
-) -> dict[int, torch.Tensor]:
+def _read_keyframes(specs: list[str], size: tuple[int, int], count: int | None, anchor: int) -> dict[int, torch.Tensor]:
     """`INDEX:MASK.png` specs -> {index: mask}, every index and mask checked against the clip."""
     masks: dict[int, torch.Tensor] = {}
     labels: dict[int, str] = {}
@@ -109,8 +110,8 @@ def _read_keyframes(
             raise ValueError(f"--keyframe {int(index)} is given twice")
         masks[int(index)] = read_mask(path)
         labels[int(index)] = f"--keyframe {int(index)} mask {path}"
-    # Frame 0 is the anchor of the CLI: its mask is --mask.
-    return check_keyframes(masks, size, count, name="--keyframe", anchor=0, labels=labels)
+    # --mask belongs to the anchor frame (--anchor, default 0)
+    return check_keyframes(masks, size, count, name="--keyframe", anchor=anchor, labels=labels)
 
 
 def _check_writable(folder: Path, out: Path) -> None:
@@ -159,7 +160,7 @@ def check_output(out: Path, *, overwrite: bool) -> list[Path]:
     return old
 
 
-def _matte_with_anchors(model, frames, mask, keyframes, options, blend):
+def _matte_with_anchors(model, frames, mask, keyframes, options, blend, anchor):
     """The anchors mode needs every frame twice in both orders: the clip is read into memory and matted first
     (with its own progress bar), then (frame, alpha) pairs are handed to the writer."""
     from .engine.video import matte_video
@@ -172,7 +173,7 @@ def _matte_with_anchors(model, frames, mask, keyframes, options, blend):
         bar.update(done)
 
     alphas = matte_video(model, clip, mask, keyframes=keyframes or None, options=options, keyframe_mode="anchors",
-                         blend=blend, progress=on_visit)  # fmt: skip
+                         blend=blend, anchor=anchor, progress=on_visit)  # fmt: skip
     bar.close()
     return zip(clip, alphas, strict=True)
 
@@ -184,9 +185,12 @@ def run(args: argparse.Namespace) -> int:
         max_internal_size=args.max_internal_size, long_term=args.long_term,
     )
     device = resolve_device(args.device, name="--device")
-    count, size = probe_frames(args.frames, name="--frames")
+    probe_frames(args.frames, name="--frames")  # every frame header (or the video) readable, one size
+    source = open_source(args.frames)
+    count, size = source.count, source.size
     mask = check_mask(read_mask(args.mask), size, name=f"--mask {args.mask}")
-    keyframes = _read_keyframes(args.keyframe, size, count)
+    anchor = check_index(args.anchor, name="--anchor", count=count)
+    keyframes = _read_keyframes(args.keyframe, size, count, anchor)
     check_kernels(options, size)
     out = Path(args.out)
     old_frames = check_output(out, overwrite=args.overwrite)
@@ -198,34 +202,37 @@ def run(args: argparse.Namespace) -> int:
     kinds = OUTPUT_KINDS[:1] if args.no_foreground else OUTPUT_KINDS
     for kind in kinds:
         (out / kind).mkdir(parents=True, exist_ok=True)
-    _, frames = iter_frames(args.frames)
     if args.keyframe_mode == "anchors":
-        frames = _matte_with_anchors(model, frames, mask, keyframes, options, args.blend)
-    session = MattingSession(model, options)
-    bar = ProgressBar(count)
+        frames = _matte_with_anchors(model, source.frames(), mask, keyframes, options, args.blend, anchor)
+        bar = ProgressBar(count, label="writing")
+    else:
+        label = "matting" if anchor == 0 else "matting (backward, then forward)"
+        bar = ProgressBar(count + (1 if anchor > 0 else 0), label=label)
+
+        def on_step(done: int, total: int) -> None:
+            bar.update(done)
+
+        steps = stream_mattes(model, source, mask, anchor=anchor, keyframes=keyframes, options=options,
+                              progress=on_step)  # fmt: skip
+        frames = ((frame, alpha) for _, frame, alpha in steps)
     done = 0
     interrupted = False
     try:
         for index, frame in enumerate(frames):
-            if isinstance(frame, tuple):  # anchors mode: already matted
-                frame, alpha = frame
-            else:
-                alpha = session.step(frame, mask if index == 0 else keyframes.get(index))
+            frame, alpha = frame
             save_alpha(alpha, out / "pha" / f"{index:04d}.png")
             if not args.no_foreground:
                 save_foreground(frame, alpha, out / "fgr" / f"{index:04d}.png")
             done += 1
-            bar.update(done)
+            if args.keyframe_mode == "anchors":
+                bar.update(done)
     except KeyboardInterrupt:  # save_png has already removed a partial file
         interrupted = True
     finally:
         bar.close()
-        session.close()
+        source.close()
     if interrupted:
         print(f"interrupted: stopped after {done} frame(s); {out} holds only complete files", file=sys.stderr)
         return EXIT_INTERRUPTED
-    unused = sorted(i for i in keyframes if i >= done)  # only possible for a video of unknown length
-    if unused:
-        print(f"warning: --keyframe {unused} beyond the clip's {done} frames were not used", file=sys.stderr)
     print(f"wrote {done} alpha frames to {out / 'pha'}")
     return EXIT_OK

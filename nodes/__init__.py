@@ -13,10 +13,11 @@ from .objects import OBJECT_NODES
 from .quality import QUALITY_NODES, register_evaluator_folder
 from .replacements import register_renames
 from .segmentation import SEGMENTATION_NODES, register_sam2_folder
+from .video_file import MA2MatteVideoFile
 
 NODES: list[type[io.ComfyNode]] = [
-    MA2LoadModel, MA2MatteVideo, MA2Composite, MA2EstimateForeground, *QUALITY_NODES, *SEGMENTATION_NODES,
-    *OBJECT_NODES,
+    MA2LoadModel, MA2MatteVideo, MA2MatteVideoFile, MA2Composite, MA2EstimateForeground, *QUALITY_NODES,
+    *SEGMENTATION_NODES, *OBJECT_NODES,
 ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from comfy_api.latest import io
 
 from ..matanyone2_core import estimate_foreground, matte_objects, matte_video
 from ..matanyone2_core.engine.anchors import BLENDS, KEYFRAME_MODES
+from ..matanyone2_core.engine.options import MAX_ENCODE_BATCH, MEMORY_READS, MattingOptions
 from ..matanyone2_core.engine.validate import check_frames, check_index, check_mask
 from ..matanyone2_core.segmentation import ObjectMasks
 from .models import MattingModel
@@ -18,6 +19,18 @@ from .schema import advanced, schema
 from .types import MA2Evaluator, MA2Model, MA2Objects
 
 FOREGROUND_COLORS = ["estimated", "frame"]
+
+
+def speed_inputs() -> list[io.Input]:
+    """The fast-mode inputs both matting nodes share (advanced; the defaults are the exact official path)."""
+    return [
+        advanced(io.Combo.Input, "memory_read", options=list(MEMORY_READS), default="topk",
+                 tooltip="topk (default, the official read): each pixel reads its 30 best memory matches. full: a "
+                 "softmax over all of memory, faster on GPUs; alphas deviate slightly (see the README)."),
+        advanced(io.Int.Input, "encode_batch", default=1, min=1, max=MAX_ENCODE_BATCH,
+                 tooltip="Frames whose image features are computed together: 4-8 speed up a GPU, same alphas; "
+                 "1 on a CPU."),
+    ]  # fmt: skip
 
 #: A mask frame whose largest value is at or below this counts as empty (no keyframe there). One 8-bit
 #: level, so that black frames of a slightly lossy mask video still read as empty.
@@ -182,6 +195,7 @@ class MA2MatteVideo(io.ComfyNode):
                     "both look alike). linear / cosine: cross-fade by distance to each anchor. Each anchor "
                     "frame keeps its own mask's alpha.",
                 ),
+                *speed_inputs(),
                 MA2Evaluator.Input(
                     "evaluator",
                     optional=True,
@@ -228,6 +242,8 @@ class MA2MatteVideo(io.ComfyNode):
         keyframe_mode: str = "reprompt",
         blend: str = "quality",
         evaluator: Any = None,
+        memory_read: str = "topk",
+        encode_batch: int = 1,
     ) -> io.NodeOutput:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
             shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -239,8 +255,9 @@ class MA2MatteVideo(io.ComfyNode):
         frames = images[..., :3].detach().to(device="cpu", dtype=torch.float32)
         check_frames(frames, name="images")
         count, height, width = frames.shape[:3]
-        options = dict(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
-                       long_term=long_term_memory, anchor=anchor_frame, keyframe_mode=keyframe_mode, blend=blend,
+        settings = MattingOptions(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
+                                  long_term=long_term_memory, memory_read=memory_read, encode_batch=encode_batch)
+        options = dict(options=settings, anchor=anchor_frame, keyframe_mode=keyframe_mode, blend=blend,
                        evaluator=evaluator)  # fmt: skip
         if objects is not None:
             anchor_frame = check_index(anchor_frame, name="anchor_frame", count=count)

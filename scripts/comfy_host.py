@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "matanyone2-suite"  # folder name under custom_nodes (the registry node name)
 WORKFLOWS_DIR = ROOT / "workflows"
 OUR_NODES = (
-    "MA2LoadModel", "MA2MatteVideo", "MA2Composite",
+    "MA2LoadModel", "MA2MatteVideo", "MA2MatteVideoFile", "MA2Composite",
     "MA2LoadEvaluator", "MA2EvaluateMatte", "MA2FuseMattes", "MA2MatteFrames", "MA2SuggestKeyframes",
     "MA2EstimateForeground", "MA2ObjectsFromMasks", "MA2ObjectsFromSAM3", "MA2SelectObject",
 )  # fmt: skip

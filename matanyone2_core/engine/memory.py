@@ -197,7 +197,8 @@ class MemoryBank:
         self.long.append(proto_key, proto_shrinkage, proto_value)
 
     def read(self, query_key: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
-        """Top-k attention readout `[N,1,C,h,w]` for query key/selection `[1,CK,h,w]` (one top-k for all N)."""
+        """Top-k attention readout `[N,1,C,h,w]` for query key/selection `[1,CK,h,w]` (one top-k for all N);
+        with `memory_read="full"` a softmax over all memory tokens instead."""
         h, w = query_key.shape[-2:]
         qk, qe = query_key[0].flatten(1), query_selection[0].flatten(1)
         stores = [self.long, self.permanent, self.working]
@@ -211,8 +212,15 @@ class MemoryBank:
 
         out = []
         chunk = self.options.query_chunk
+        full = self.options.memory_read == "full"
         for start in range(0, qk.shape[1], chunk):
             sim = similarity(key, shrinkage, qk[:, start : start + chunk], qe[:, start : start + chunk])
+            if full:  # every token weighted: [N_mem, q] softmax, one product with the values
+                weights = torch.softmax(sim, dim=0)
+                out.append(values_t.transpose(0, 1) @ weights.to(values_t.dtype))
+                if usage is not None:
+                    usage += weights.sum(1).float()
+                continue
             top, index = torch.topk(sim, k=k, dim=0)  # [k, q]
             weights = torch.softmax(top, dim=0)  # identical to exp/sum wherever that is finite
             gathered = values_t[index]  # [k, q, N*C]

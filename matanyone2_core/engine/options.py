@@ -28,6 +28,12 @@ MAX_LONG_TERM_TOKENS = 1_000_000
 #: `query_chunk`: query pixels per memory-read chunk (the attention's peak memory grows with it).
 MAX_QUERY_CHUNK = 1 << 20
 
+#: `encode_batch`: frames encoded together (their features stay on the device until stepped).
+MAX_ENCODE_BATCH = 64
+#: How the memory is read: the official top-k softmax, or a softmax over all tokens (no top-k: one matrix
+#: product, no sort, no gather; faster on GPUs, a small deviation from the official alphas).
+MEMORY_READS = ("topk", "full")
+
 # (low, high) for each int option; max_internal_size also allows -1.
 LIMITS: dict[str, tuple[int, int]] = {
     "warmup": (0, MAX_WARMUP),
@@ -43,6 +49,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "max_long_term_tokens": (1, MAX_LONG_TERM_TOKENS),
     "buffer_tokens": (0, MAX_LONG_TERM_TOKENS),
     "query_chunk": (1, MAX_QUERY_CHUNK),
+    "encode_batch": (1, MAX_ENCODE_BATCH),
 }
 
 
@@ -70,12 +77,18 @@ class MattingOptions:
     max_long_term_tokens: int = 10000
     buffer_tokens: int = 2000
     query_chunk: int = 4096  # query pixels per memory-read chunk (bounds the attention's peak memory)
+    memory_read: str = "topk"  # "topk" (official) or "full": softmax over every memory token (a fast mode)
+    encode_batch: int = 1  # frames whose pixel features are encoded in one batched call (GPU speed; same alphas)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "long_term":
                 checked = check_bool(value, name=f.name)
+            elif f.name == "memory_read":
+                if value not in MEMORY_READS:
+                    raise ValueError(f"memory_read must be one of {MEMORY_READS}, got {describe(value)}")
+                checked = value
             else:
                 low, high = LIMITS[f.name]
                 also = (-1,) if f.name == "max_internal_size" else ()

@@ -199,6 +199,16 @@ def _check_mode(keyframe_mode: Any, blend: Any, evaluator: Any) -> None:
     check_callable(evaluator, name="evaluator")
 
 
+def _prepared(session: MattingSession, frames: torch.Tensor, order: range, batch: int):
+    """The frames of `order`, raw (batch 1) or encoded `batch` at a time by `session.prepare`."""
+    if batch == 1:
+        yield from (frames[index] for index in order)
+        return
+    indices = list(order)
+    for start in range(0, len(indices), batch):
+        yield from session.prepare([frames[index] for index in indices[start : start + batch]])
+
+
 def _run_passes(
     model: MatAnyone2Network,
     frames: torch.Tensor,
@@ -222,9 +232,10 @@ def _run_passes(
     for order in passes:
         session = MattingSession(model, options, check_interrupt=check_interrupt, num_objects=num_objects)
         try:
-            for index in order:
+            batch = options.encode_batch
+            for index, frame in zip(order, _prepared(session, frames, order, batch), strict=True):
                 mask = anchor_mask if index == anchor else keyframes.get(index)
-                alpha = session.step(frames[index], mask)
+                alpha = session.step(frame, mask)
                 if index == anchor and order is not passes[0]:
                     continue  # the forward pass already wrote the anchor
                 store(index, alpha)

@@ -72,6 +72,18 @@ class MatAnyone2Network(nn.Module):
         key, shrinkage, selection = self.key_proj(multiscale[0])
         return FrameFeatures(image, multiscale, self.pix_feat_proj(multiscale[0]), key, shrinkage, selection)
 
+    def encode_images(self, images: torch.Tensor) -> list[FrameFeatures]:
+        """`encode_image` for a batch `[B,3,H',W']` in one pass (the pixel encoder does not depend on memory),
+        split into one FrameFeatures per frame (views of the batch)."""
+        multiscale = self.pixel_encoder(self.normalize(images))
+        key, shrinkage, selection = self.key_proj(multiscale[0])
+        pix_feat = self.pix_feat_proj(multiscale[0])
+        return [
+            FrameFeatures(images[i : i + 1], tuple(f[i : i + 1] for f in multiscale), pix_feat[i : i + 1],
+                          key[i : i + 1], shrinkage[i : i + 1], selection[i : i + 1])
+            for i in range(images.shape[0])
+        ]  # fmt: skip
+
     def encode_mask(
         self, frame: FrameFeatures, sensory: torch.Tensor, masks: torch.Tensor, *, deep_update: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
