@@ -30,6 +30,9 @@ def speed_inputs() -> list[io.Input]:
         advanced(io.Int.Input, "encode_batch", default=1, min=1, max=MAX_ENCODE_BATCH,
                  tooltip="Frames whose image features are computed together: 4-8 speed up a GPU, same alphas; "
                  "1 on a CPU."),
+        advanced(io.Boolean.Input, "compile", default=False,
+                 tooltip="torch.compile the network's steps (CUDA graphs on a GPU): faster once compiled, the "
+                 "first frames slower; falls back to normal execution where compiling fails. Same alphas."),
     ]  # fmt: skip
 
 #: A mask frame whose largest value is at or below this counts as empty (no keyframe there). One 8-bit
@@ -154,8 +157,8 @@ class MA2MatteVideo(io.ComfyNode):
                     min=-1,
                     max=8192,
                     tooltip="Process frames whose shorter side exceeds this at this size (alpha scaled "
-                    "back to full size). -1 keeps full resolution. Lower it to save memory on large clips.",
-                ),
+                    "back to full size). -1 keeps full resolution; 0 = auto: full resolution when it fits the free "
+                    "GPU memory, else the largest size that does (logged). Lower it to save memory on large clips."),
                 advanced(
                     io.Boolean.Input,
                     "long_term_memory",
@@ -244,6 +247,7 @@ class MA2MatteVideo(io.ComfyNode):
         evaluator: Any = None,
         memory_read: str = "topk",
         encode_batch: int = 1,
+        compile: bool = False,
     ) -> io.NodeOutput:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
             shape = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -256,7 +260,8 @@ class MA2MatteVideo(io.ComfyNode):
         check_frames(frames, name="images")
         count, height, width = frames.shape[:3]
         settings = MattingOptions(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
-                                  long_term=long_term_memory, memory_read=memory_read, encode_batch=encode_batch)
+                                  long_term=long_term_memory, memory_read=memory_read, encode_batch=encode_batch,
+                                  compile=compile)
         options = dict(options=settings, anchor=anchor_frame, keyframe_mode=keyframe_mode, blend=blend,
                        evaluator=evaluator)  # fmt: skip
         if objects is not None:

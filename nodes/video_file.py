@@ -115,14 +115,19 @@ class MA2MatteVideoFile(io.ComfyNode):
                          "the old background); frame: the frame's own colours."),  # fmt: skip
                 advanced(io.Int.Input, "warmup", default=10, min=0, max=100,
                          tooltip="Refinement passes on the anchor frame before propagation."),
-                advanced(io.Int.Input, "max_internal_size", default=-1, min=-1, max=8192,
-                         tooltip="Matte at this shorter side (alpha scaled back); -1 keeps full resolution. "
-                         "Lower it for 4K or little memory."),  # fmt: skip
+                advanced(io.Int.Input, "max_internal_size", default=0, min=-1, max=8192,
+                         tooltip="Matte at this shorter side (alpha scaled back). 0 (default) = auto: full "
+                         "resolution when it fits the free GPU memory, else the largest size that does (logged); "
+                         "-1 always full resolution (exact)."),  # fmt: skip
                 advanced(io.Boolean.Input, "long_term_memory", default=True,
                          tooltip="Compact long-term memory: better consistency on long clips, bounded memory."),
                 advanced(io.Boolean.Input, "png_sequence", default=False,
                          tooltip="Also write PNG sequences <prefix>_NNNNN_png/pha (alpha) and fgr (RGBA)."),
                 *speed_inputs(),
+                advanced(io.Boolean.Input, "subject_crop", default=False,
+                         tooltip="Find the box the subject stays in with a quick low-resolution pass, then matte "
+                         "only that box at full resolution (less memory and time for a small subject in 4K; the "
+                         "alpha outside the box is 0)."),  # fmt: skip
                 io.Mask.Input("keyframe_masks", optional=True,
                               tooltip="Correction masks for later (or earlier) frames, a MASK batch; their frame "
                               "indices in keyframe_frames, in the same order."),  # fmt: skip
@@ -151,11 +156,13 @@ class MA2MatteVideoFile(io.ComfyNode):
         filename_prefix: str = "matanyone2/video",
         foreground_colors: str = "estimated",
         warmup: int = 10,
-        max_internal_size: int = -1,
+        max_internal_size: int = 0,
         long_term_memory: bool = True,
         png_sequence: bool = False,
         memory_read: str = "topk",
         encode_batch: int = 1,
+        compile: bool = False,
+        subject_crop: bool = False,
         keyframe_masks: torch.Tensor | None = None,
         keyframe_frames: str = "",
     ) -> io.NodeOutput:
@@ -171,16 +178,17 @@ class MA2MatteVideoFile(io.ComfyNode):
             keyframes = _keyframes(keyframe_masks, keyframe_frames, (height, width))
             options = MattingOptions(warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
                                      long_term=long_term_memory, memory_read=memory_read,
-                                     encode_batch=encode_batch)  # fmt: skip
+                                     encode_batch=encode_batch, compile=compile)  # fmt: skip
             folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
                 filename_prefix, folder_paths.get_output_directory(), width, height
             )
             stem = f"{name}_{counter:05}"
-            bar = comfy.utils.ProgressBar(source.count + (1 if anchor_frame > 0 else 0))
+            bar = comfy.utils.ProgressBar((source.count + (1 if anchor_frame > 0 else 0)) * (2 if subject_crop else 1))
             try:
                 result = matte_to_files(
                     model.network(), source, first, folder, stem, codec=codec, foreground_colors=foreground_colors,
                     png_sequence=png_sequence, audio=audio, anchor=anchor_frame, keyframes=keyframes, options=options,
+                    subject_crop=subject_crop,
                     device=model.device, progress=lambda done, total: bar.update_absolute(done, total),
                     check_interrupt=mm.throw_exception_if_processing_interrupted,
                 )  # fmt: skip

@@ -136,7 +136,7 @@ def test_bad_options_and_devices_are_refused(capsys, tmp_path, weights_path, inp
     cases = [
         (["--warmup", "5000"], "warmup must be an int in 0..1000, got 5000"),
         (["--erode", "40"], f"erode kernel 40 is larger than the frame ({CLIP_H}x{CLIP_W} HxW)"),
-        (["--max-internal-size", "0"], "max_internal_size must be an int in -1 or 1..8192"),
+        (["--max-internal-size", "-2"], "max_internal_size must be an int in -1 or 0 or 1..8192"),
         (["--device", "cuda:7"], "--device 'cuda:7'"),
         (["--device", "banana"], "--device 'banana' is not a device name; available: cpu"),
     ]

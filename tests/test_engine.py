@@ -131,7 +131,7 @@ def test_reduced_precision_stays_close_to_fp32(weights_path, model, clip, dtype)
         (dict(keyframes={0: torch.ones(H, W)}), "is the anchor frame"),
         (dict(keyframes={2: torch.ones(3, 3)}), "keyframes\\[2\\] must be"),
         (dict(erode=-1), "erode must be an int in 0..100"),
-        (dict(max_internal_size=0), "max_internal_size"),
+        (dict(max_internal_size=-2), "max_internal_size"),
     ],
 )
 def test_bad_input_is_a_clear_error(model, clip, kwargs, message):

@@ -70,3 +70,38 @@ def test_batched_encoding_gives_the_same_alphas(model):
     streamed = torch.stack([a for _, _, a in stream_mattes(model, TensorSource(clip), mask, anchor=5,
                                                            keyframes=keyframes, options=four)])  # fmt: skip
     assert float((streamed - expected).abs().max()) < 2e-5
+
+
+def test_step_functions_are_single_graphs_and_compile_gives_the_same_alphas(model, monkeypatch, caplog):
+    """No host synchronisation on the hot path: dynamo captures the image encoder and a whole memory-read +
+    decoder step as one graph each, with no break (an .item(), nonzero or data-dependent shape would break it);
+    compile=True gives the eager alphas, and falls back to eager when the backend fails."""
+    import logging
+
+    import torch._dynamo as dynamo
+
+    from matanyone2_core import MattingSession
+    from matanyone2_core.engine import compiled
+
+    clip, mask = random_frames(6, 64, 96, seed=6), ellipse_mask(64, 96)
+    session = MattingSession(model, MattingOptions(warmup=0, erode=3, dilate=3))
+    session.step(clip[0], mask)
+    for frame in clip[1:5]:
+        session.step(frame)
+    group, prepared = session.groups[0], session._frame(clip[5])
+    with torch.inference_mode():
+        explained = dynamo.explain(model.encode_image)(prepared.image)
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+        features = model.encode_image(prepared.image)
+        explained = dynamo.explain(lambda f: session._segment(group, f, update_sensory=True))(features)
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+    options = dict(warmup=1, erode=3, dilate=3)
+    eager = matte_video(model, clip, mask, options=MattingOptions(**options))
+    monkeypatch.setattr(compiled, "BACKEND", "eager")
+    dynamo.reset()
+    assert torch.equal(matte_video(model, clip, mask, options=MattingOptions(**options, compile=True)), eager)
+    monkeypatch.setattr(compiled, "BACKEND", "no-such-backend")
+    with caplog.at_level(logging.WARNING, logger="matanyone2"):
+        fallback = matte_video(model, clip, mask, options=MattingOptions(**options, compile=True))
+    assert torch.equal(fallback, eager) and "running" in caplog.text and "eagerly" in caplog.text

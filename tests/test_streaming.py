@@ -206,3 +206,40 @@ def test_cli_anchor_runs_backward_from_a_video(tmp_path, weights_path, model, fr
     written = np.stack([np.asarray(Image.open(tmp_path / "out" / "pha" / f"{i:04d}.png")) for i in range(T)])
     assert np.abs(written.astype(int) - to_uint8(expected).astype(int)).max() <= 1
     assert np.array_equal(written[3:], to_uint8(expected[3:]))
+
+
+def test_crop_mattes_only_the_box_and_subject_box_holds_the_masks(tmp_path, model, frames8):
+    from matanyone2_core.streaming import subject_box
+
+    clip = torch.from_numpy(frames8).float() / 255
+    mask = torch.zeros(H, W)
+    mask[10:30, 20:44] = 1
+    box = (4, 40, 12, 56)
+    options = MattingOptions(warmup=1, erode=3, dilate=3)
+    out = torch.stack([a for _, _, a in stream_mattes(model, TensorSource(clip), mask, anchor=2, crop=box,
+                                                       options=options)])  # fmt: skip
+    top, bottom, left, right = box
+    expected = matte_video(model, clip[:, top:bottom, left:right], mask[top:bottom, left:right], anchor=2, warmup=1,
+                           erode=3, dilate=3)  # fmt: skip
+    assert float((out[:, top:bottom, left:right] - expected).abs().max()) <= 1 / 65535
+    outside = torch.ones(H, W, dtype=torch.bool)
+    outside[top:bottom, left:right] = False
+    assert float(out[:, outside].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="crop"):
+        stream_mattes(model, TensorSource(clip), mask, crop=(0, H + 1, 0, W))
+    with pytest.raises(ValueError, match="mask inside the crop"):
+        stream_mattes(model, TensorSource(clip), mask, crop=(32, 48, 0, 8), options=options)
+
+    found = subject_box(model, TensorSource(clip), mask, options=options)
+    assert found[0] <= 10 and found[1] >= 30 and found[2] <= 20 and found[3] >= 44  # the mask, with a margin
+    assert 0 <= found[0] < found[1] <= H and 0 <= found[2] < found[3] <= W
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = matte_to_files(model, TensorSource(clip), mask, out_dir, "c", codec="png", subject_crop=True,
+                            foreground_colors="frame", options=options)  # fmt: skip
+    assert result.crop == found
+    written = _decode(result.alpha_video, "gray")
+    top, bottom, left, right = found
+    inside = matte_video(model, clip[:, top:bottom, left:right], mask[top:bottom, left:right], warmup=1, erode=3,
+                         dilate=3)  # fmt: skip
+    assert np.array_equal(written[:, top:bottom, left:right], to_uint8(inside))

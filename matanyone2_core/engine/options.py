@@ -15,7 +15,8 @@ from .validate import check_bool, check_int, describe
 MAX_WARMUP = 1000
 #: Erode / dilate kernel side in pixels (official default 10); a kernel must also fit in the frame.
 MAX_KERNEL = 100
-#: `max_internal_size`: -1 (off) or a short side of 1..MAX_INTERNAL_SIZE pixels.
+#: `max_internal_size`: -1 (off), 0 (auto: what fits the free device memory, `engine.auto_size`) or a short
+#: side of 1..MAX_INTERNAL_SIZE pixels.
 MAX_INTERNAL_SIZE = 8192
 #: Working-memory frames (`max_mem_frames`, `long_term_*_mem_frames`); memory grows linearly with them.
 MAX_MEMORY_FRAMES = 100
@@ -66,7 +67,7 @@ class MattingOptions:
     warmup: int = 10  # extra predictions of the first frame before its alpha is kept
     erode: int = 10  # elliptical kernel size for the first-mask erosion (0 = off)
     dilate: int = 10  # elliptical kernel size for the first-mask dilation (0 = off)
-    max_internal_size: int = -1  # resize so the short side is at most this inside (-1 = off)
+    max_internal_size: int = -1  # resize so the short side is at most this inside (-1 = off, 0 = auto)
     long_term: bool = False  # long-term memory with prototype consolidation
     mem_every: int = 5
     max_mem_frames: int = 5  # working memory, the permanent first frame included
@@ -79,11 +80,12 @@ class MattingOptions:
     query_chunk: int = 4096  # query pixels per memory-read chunk (bounds the attention's peak memory)
     memory_read: str = "topk"  # "topk" (official) or "full": softmax over every memory token (a fast mode)
     encode_batch: int = 1  # frames whose pixel features are encoded in one batched call (GPU speed; same alphas)
+    compile: bool = False  # torch.compile the network's steps (CUDA graphs on a GPU), eager where that fails
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "long_term":
+            if f.name in ("long_term", "compile"):
                 checked = check_bool(value, name=f.name)
             elif f.name == "memory_read":
                 if value not in MEMORY_READS:
@@ -91,7 +93,7 @@ class MattingOptions:
                 checked = value
             else:
                 low, high = LIMITS[f.name]
-                also = (-1,) if f.name == "max_internal_size" else ()
+                also = (-1, 0) if f.name == "max_internal_size" else ()
                 checked = check_int(value, name=f.name, low=low, high=high, also=also)
             object.__setattr__(self, f.name, checked)  # normalised (numpy ints -> int); still frozen to callers
         if self.long_term:

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 from ..network.model import FrameFeatures, MatAnyone2Network
+from .auto_size import resolve_internal_size
+from .compiled import compiled_network
 from .memory import MemoryBank
 from .options import MattingOptions, check_options
 from .preprocess import internal_size, pad, padding_for, prepare_mask, resize_bilinear, unpad
@@ -107,8 +109,10 @@ class MattingSession:
         self.num_objects = 1 if num_objects is None else check_int(num_objects, name="num_objects", low=1)
         self.device = model.device
         self.frame_size: tuple[int, int] | None = None
+        self.internal_limit: int | None = None  # max_internal_size, resolved ("auto") on the first frame
         self.frames_done = 0
         self.closed = False
+        self.net = compiled_network(self.model) if self.options.compile else self.model
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -262,9 +266,14 @@ class MattingSession:
 
     def _frame(self, frame: torch.Tensor) -> PreparedFrame:
         """The frame resized to the internal size and padded; encoded later, by the first network step."""
-        image = frame.to(self.device, torch.float32).permute(2, 0, 1)
+        if self.device.type == "cuda" and frame.device.type == "cpu":
+            frame = frame.pin_memory()  # page-locked: the copy below runs asynchronously, overlapping the GPU
+        image = frame.to(self.device, torch.float32, non_blocking=True).permute(2, 0, 1)
         height, width = image.shape[-2:]
-        reduced = internal_size(height, width, self.options.max_internal_size)
+        if self.internal_limit is None:
+            self.internal_limit = resolve_internal_size(self.options.max_internal_size, height, width, self.device,
+                                                        self.model.compute_dtype)  # fmt: skip
+        reduced = internal_size(height, width, self.internal_limit)
         if reduced is not None:
             image = resize_bilinear(image, reduced)
         padding = padding_for(*image.shape[-2:])
@@ -298,7 +307,7 @@ class MattingSession:
         if self.check_interrupt is not None:
             self.check_interrupt()
         if frame.features is None:  # once per frame, whatever the number of steps and groups
-            frame.features = self.model.encode_image(frame.image)
+            frame.features = self.net.encode_image(frame.image)
         features = frame.features
 
         group.curr_ti += 1
@@ -316,7 +325,7 @@ class MattingSession:
                 group.memory.clear_working()
             self._memorize(group, features, prob, force_permanent=force_permanent)
         else:
-            value, _, _ = self.model.encode_mask(features, group.memory.sensory, prob, deep_update=False)
+            value, _, _ = self.net.encode_mask(features, group.memory.sensory, prob, deep_update=False)
             group.last_mask_value = value
         group.last_pix_feat = features.pix_feat
         return prob
@@ -324,7 +333,7 @@ class MattingSession:
     def _memorize(self, group: ObjectGroup, frame: FrameFeatures, prob: torch.Tensor, *, force_permanent: bool) -> None:
         memory = group.memory
         memory.init_sensory(frame.key, prob.shape[0])
-        value, sensory, summaries = self.model.encode_mask(frame, memory.sensory, prob, deep_update=True)
+        value, sensory, summaries = self.net.encode_mask(frame, memory.sensory, prob, deep_update=True)
         memory.add(frame.key, frame.shrinkage, frame.selection, value, summaries, force_permanent=force_permanent)
         group.last_mem_ti = group.curr_ti
         memory.sensory = sensory
@@ -339,11 +348,11 @@ class MattingSession:
         else:
             readout = memory.read(frame.key, frame.selection)  # [n,1,C,h,w]: one top-k for the group
             # The fusion weight is per object (objects along the batch axis), as each object's own run has it.
-            confidence = self.model.confidence(
+            confidence = self.net.confidence(
                 group.last_pix_feat, frame, group.last_mask, readout[:, 0] - group.last_mask_value[:, 0]
             ).unsqueeze(1)
             pixel_memory = readout * confidence + group.last_mask_value * (1 - confidence)
-        sensory, alpha = self.model.predict(
+        sensory, alpha = self.net.predict(
             frame, pixel_memory, memory.sensory, group.last_mask, memory.summaries, update_sensory=update_sensory
         )
         if update_sensory:

@@ -1,7 +1,7 @@
 """Streaming: clips decoded lazily from files, matted frame by frame and encoded while they go, with host
 memory independent of the clip's length."""
 
-from .matte import FOREGROUND_COLORS, StreamResult, matte_to_files, stream_mattes
+from .matte import FOREGROUND_COLORS, StreamResult, matte_to_files, stream_mattes, subject_box
 from .sink import VIDEO_CODECS, AudioTrack, VideoSink
 from .source import FolderSource, FrameSource, TensorSource, VideoFileSource, open_source, reversed_frames
 
@@ -19,4 +19,5 @@ __all__ = [
     "open_source",
     "reversed_frames",
     "stream_mattes",
+    "subject_box",
 ]

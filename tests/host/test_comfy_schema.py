@@ -35,7 +35,7 @@ def test_matte_node_interface(host: Host) -> None:
     # Widgets keep their saved order (new ones last); the seed sockets are optional: mask or objects.
     assert node["input_order"]["required"] == [
         "model", "images", "anchor_frame", "erode", "dilate", "warmup", "max_internal_size", "long_term_memory",
-        "foreground_colors", "keyframe_mode", "blend", "memory_read", "encode_batch",
+        "foreground_colors", "keyframe_mode", "blend", "memory_read", "encode_batch", "compile",
     ]  # fmt: skip
     assert node["input_order"]["optional"] == ["mask", "objects", "evaluator"]
     assert node["output"] == ["MASK", "IMAGE", "IMAGE", "MA2_OBJECTS"]
@@ -43,7 +43,7 @@ def test_matte_node_interface(host: Host) -> None:
     required = node["input"]["required"]
     assert all(required[name][1].get("advanced")
                for name in ("warmup", "max_internal_size", "long_term_memory", "foreground_colors", "keyframe_mode",
-                            "blend", "memory_read", "encode_batch"))  # fmt: skip
+                            "blend", "memory_read", "encode_batch", "compile"))  # fmt: skip
     assert required["foreground_colors"][1]["default"] == "estimated"
     assert required["keyframe_mode"][1]["default"] == "reprompt" and required["blend"][1]["default"] == "quality"
     loader = host.object_info["MA2LoadModel"]["input"]["required"]

@@ -42,7 +42,8 @@ def _graph(host: Host, **overrides) -> dict:
     inputs = {"model": ["2", 0], "video": ["1", 0], "mask": ["3", 0], "anchor_frame": ANCHOR, "erode": 3,
               "dilate": 3, "codec": "png", "filename_prefix": "ma2_stream/test", "foreground_colors": "frame",
               "warmup": FAST["warmup"], "max_internal_size": -1, "long_term_memory": False, "png_sequence": False,
-              "memory_read": "topk", "encode_batch": 1,
+              "memory_read": "topk", "encode_batch": 1, "compile": False,
+              "subject_crop": False,
               "keyframe_masks": ["3", 0], "keyframe_frames": str(KEYFRAME), **overrides}  # fmt: skip
     return {
         "1": {"class_type": "LoadVideo", "inputs": {"file": CLIP}},
@@ -98,7 +99,8 @@ def test_streamed_video_matches_core_and_carries_audio(host: Host, reference_mod
 def test_h264_and_png_sequence(host: Host) -> None:
     _write_clip_with_audio(host)
     result = host.server.run(_graph(host, codec="h264", png_sequence=True, anchor_frame=0, keyframe_frames="5",
-                                    filename_prefix="ma2_stream/h264", memory_read="full", encode_batch=3),
+                                    filename_prefix="ma2_stream/h264", memory_read="full", encode_batch=3,
+                                    subject_crop=True),
                              timeout=300)  # fmt: skip
     assert result.status == "success", result.error or host.server.log_tail()
     files = {f["filename"].rsplit("_", 1)[1]: f for f in result.output_files("4")}
