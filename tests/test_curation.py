@@ -68,6 +68,13 @@ def local_run(data, weights_path) -> Path:
     return out
 
 
+def _same_8bit(stored: np.ndarray, expected: torch.Tensor) -> bool:
+    """The stored 8-bit map is `expected` rounded, up to one level on at most 1 % of the pixels: the evaluator's
+    float sums (box filters over the chunk it is given) may round differently with another thread count."""
+    stored, wanted = stored.astype(int), to_uint8(expected).astype(int)
+    return bool(np.abs(stored - wanted).max() <= 1 and (stored == wanted).mean() > 0.99)
+
+
 def _args(data: Path, out: Path, weights_path: Path, *extra: str) -> list[str]:
     return ["curate", "--input", str(data), "--out", str(out), "--weights", str(weights_path), *FAST, *extra]
 
@@ -95,8 +102,8 @@ def test_outputs_equal_an_independent_recomputation_with_the_core_api(data, loca
             assert np.array_equal(_png(folder / "pha" / name), to_uint8(fused[t]))
             assert np.array_equal(_png(folder / "alpha_video" / name), to_uint8(alpha_video[t]))
             assert np.array_equal(_png(folder / "alpha_image" / name), to_uint8(alpha_image[t]))
-            assert np.array_equal(_png(folder / "err_video" / name), to_uint8(err_video[t]))
-            assert np.array_equal(_png(folder / "err_image" / name), to_uint8(err_image[t]))
+            assert _same_8bit(_png(folder / "err_video" / name), err_video[t])
+            assert _same_8bit(_png(folder / "err_image" / name), err_image[t])
             assert np.array_equal(_png(folder / "com" / name), _png(files[t]))
         assert np.array_equal(_png(folder / MASK_FILENAME), to_uint8((mask > 0.5).float()))
 
@@ -269,7 +276,7 @@ def test_image_alphas_supplied_replace_the_image_branch_soft_fusion(data, local_
         fused = fuse_mattes(video, gt, evaluate_matte(frames, video, seg), evaluate_matte(frames, gt, seg))  # soft
         for t in range(T):
             assert np.array_equal(_png(out / clip_id / "alpha_image" / f"{t:04d}.png"), to_uint8(gt[t]))
-            assert np.array_equal(_png(out / clip_id / "pha" / f"{t:04d}.png"), to_uint8(fused[t]))
+            assert _same_8bit(_png(out / clip_id / "pha" / f"{t:04d}.png"), fused[t])
         assert record["scores"]["video"] == _by_clip(_manifest(local_run))[clip_id]["scores"]["video"]
 
 
