@@ -26,6 +26,7 @@ REPROMPT_KEYFRAMES = "matanyone2_reprompt_with_keyframe_masks"
 REPLACE_BACKGROUND = "matanyone2_replace_background"
 QUALITY_FUSION = "matanyone2_quality_guided_fusion"
 TWO_PEOPLE = "matanyone2_clicks_to_two_people"
+LONG_VIDEO = "matanyone2_long_video_file"
 #: Clicks of the example on the sample clip (one object per group): the figure's body, and its head.
 TWO_PEOPLE_CLICKS = "64,70\n\n64,30"
 
@@ -256,12 +257,35 @@ def two_people_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
 #: Page area used for thumbnails: clear of the side bar, tabs, banner and floating tool bars.
 THUMBNAIL_REGION = (70, 140, 1320, 660)
 
+def long_video_graph() -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """A video of any length, matted as it is decoded: alpha and foreground videos (with the audio) saved as it
+    goes, host memory independent of the length."""
+    graph = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": comfy_samples.CLIP_FILE}},
+        "2": {"class_type": "LoadImageMask", "inputs": {"image": comfy_samples.FIRST_MASK_FILE, "channel": "red"}},
+        "3": _loader(),
+        "4": {
+            "class_type": "MA2MatteVideoFile",
+            "inputs": {
+                "model": ["3", 0], "video": ["1", 0], "mask": ["2", 0], "anchor_frame": 0, "erode": 4, "dilate": 4,
+                "codec": "h264", "filename_prefix": "matanyone2/long_video", "foreground_colors": "estimated",
+                "warmup": 10, "max_internal_size": 0, "long_term_memory": True, "png_sequence": False,
+                "memory_read": "topk", "encode_batch": 1, "compile": False, "subject_crop": False,
+                "keyframe_frames": "",
+            },
+        },
+    }  # fmt: skip
+    layout = {"1": (40, 60), "2": (40, 300), "3": (40, 800), "4": (460, 200)}
+    return graph, layout
+
+
 EXAMPLES = {
     MATTE_FIRST_FRAME: matte_first_frame_graph,
     REPROMPT_KEYFRAMES: reprompt_keyframes_graph,
     REPLACE_BACKGROUND: replace_background_graph,
     QUALITY_FUSION: quality_fusion_graph,
     TWO_PEOPLE: two_people_graph,
+    LONG_VIDEO: long_video_graph,
 }
 
 

@@ -11,7 +11,7 @@ import av
 import comfy_samples
 import numpy as np
 import torch
-from comfy_workflows import MATTE_FIRST_FRAME
+from comfy_workflows import LONG_VIDEO, MATTE_FIRST_FRAME
 from ma2_host import FAST, FRAMES, HEIGHT, WIDTH, Host
 
 from matanyone2_core.io import to_uint8
@@ -120,3 +120,23 @@ def test_bad_keyframe_list_is_named(host: Host) -> None:
     assert "keyframe_frames" in result.error["exception_message"]
     result = host.server.run(_graph(host, anchor_frame=FRAMES + 3), timeout=120)
     assert result.status == "error" and "anchor" in result.error["exception_message"]
+
+
+def test_long_video_example_runs_and_matches_core(host: Host, reference_model) -> None:
+    """The example workflow as saved (H.264 outputs), its alpha decoded back within H.264's loss of matte_video."""
+    from matanyone2_core import matte_video
+
+    graph = host.example_graph(LONG_VIDEO)
+    node = next(k for k, n in graph.items() if n["class_type"] == "MA2MatteVideoFile")
+    graph[node]["inputs"].update(warmup=FAST["warmup"], filename_prefix="ma2_stream/example")
+    result = host.server.run(graph, timeout=300)
+    assert result.status == "success", result.error or host.server.log_tail()
+    files = {f["filename"].rsplit("_", 1)[1]: f for f in result.output_files(node)}
+    assert sorted(files) == ["alpha.mp4", "foreground.mp4"]
+    alpha, kinds = _decode(host.server.view(files["alpha.mp4"]))
+    assert kinds == ["video"] and alpha.shape == (FRAMES, HEIGHT, WIDTH, 3)
+    inputs = graph[node]["inputs"]
+    expected = matte_video(reference_model, host.sample.frames, host.sample.first_mask, warmup=FAST["warmup"],
+                           erode=inputs["erode"], dilate=inputs["dilate"], long_term=inputs["long_term_memory"])
+    decoded = torch.from_numpy(alpha[..., 0]).float() / 255
+    assert float((decoded - expected).abs().mean()) < 0.02  # H.264 (CRF 16, 4:2:0) is lossy: a mean bound
