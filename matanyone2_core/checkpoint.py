@@ -42,11 +42,19 @@ class CheckpointError(ValueError):
     """A weights file that cannot be used, with the file and the reason in the message."""
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a flat state dict from `.pth` (weights only, never arbitrary pickles) or `.safetensors`."""
+def short_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened (torch's and safetensors' messages run long)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def read_weights(path: str | Path, *, missing: str, unreadable: str) -> dict[str, torch.Tensor]:
+    """A flat state dict from `.pth` (weights only, never arbitrary pickles) or `.safetensors`, or a
+    CheckpointError naming the file: "no such {missing}", "not a readable {unreadable} (truncated, ...)"."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
+        raise CheckpointError(f"{path}: no such {missing}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted download?)")
     try:
@@ -57,13 +65,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch, pickle, zip and safetensors each raise their own types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a readable MatAnyone checkpoint (truncated, corrupted, or not a weights file): {reason}"
+            f"{path}: not a readable {unreadable} (truncated, corrupted, or not a weights file): {short_reason(exc)}"
         ) from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):  # fmt: skip
         raise CheckpointError(f"{path}: expected a flat state dict of tensors, found {type(state).__name__}")
     return dict(state)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a flat state dict from `.pth` (weights only, never arbitrary pickles) or `.safetensors`."""
+    return read_weights(path, missing="weights file", unreadable="MatAnyone checkpoint")
 
 
 def reduce_multi_object(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -82,28 +95,33 @@ def reduce_multi_object(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return state
 
 
+def layout_problems(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+    """How `state` differs from the `expected` layout, as message parts (missing keys, unexpected keys, shape
+    mismatches, the first few of each); empty when the keys and shapes match."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]  # fmt: skip
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {', '.join(missing[:_SHOWN_KEYS])}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:_SHOWN_KEYS])}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatch(es): {', '.join(wrong[:_SHOWN_KEYS])}")
+    return problems
+
+
 def verify_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
     """Strict check: the same keys with the same shapes, or a CheckpointError naming the first offenders."""
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
     if len(missing) > len(expected) // 2:
         raise CheckpointError(
             f"{source}: does not look like a MatAnyone / MatAnyone 2 checkpoint "
             f"({len(expected) - len(missing)} of {len(expected)} expected keys found; "
             f"its first keys: {', '.join(list(state)[:_SHOWN_KEYS]) or 'none'})"
         )
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {', '.join(missing[:_SHOWN_KEYS])}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:_SHOWN_KEYS])}")
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatch(es): {', '.join(wrong[:_SHOWN_KEYS])}")
+    problems = layout_problems(state, expected)
     if problems:
         raise CheckpointError(f"{source}: not a MatAnyone 2 checkpoint of the expected layout: {'; '.join(problems)}")
 
@@ -182,6 +200,25 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def fetch_to(
+    url: str, fd: int, *, progress: Callable[[int, int | None], None] | None = None, timeout: float = 30.0
+) -> tuple[str, int, int | None]:
+    """Stream `url` into the open file descriptor `fd` (closed afterwards): (SHA-256 hex of what arrived, bytes
+    received, the declared Content-Length or None). Network errors propagate for the caller to word."""
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        declared = response.headers.get("Content-Length")
+        total = int(declared) if declared and declared.isdigit() else None
+        done = 0
+        while block := response.read(1 << 20):
+            out.write(block)
+            digest.update(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
+    return digest.hexdigest(), done, total
+
+
 def download_official_weights(
     folder: str | Path,
     *,
@@ -204,23 +241,12 @@ def download_official_weights(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
-            done = 0
-            while block := response.read(1 << 20):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+        digest, done, total = fetch_to(url, fd, progress=progress, timeout=timeout)
         if total is not None and done != total:
             raise CheckpointError(f"download of {url} stopped after {done} of {total} bytes")
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
+        if sha256 is not None and digest != sha256.lower():
             raise CheckpointError(
-                f"checksum mismatch for {url}: got sha256 {digest.hexdigest()}, expected {sha256}; "
-                "the file was not kept"
+                f"checksum mismatch for {url}: got sha256 {digest}, expected {sha256}; the file was not kept"
             )
         os.replace(tmp, target)
         return target

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import short_reason
+
 log = logging.getLogger("matanyone2")
 BACKEND = "inductor"  # tests use "eager" (dynamo's capture without code generation)
 COMPILED = ("encode_image", "encode_mask", "confidence", "predict")
@@ -34,7 +36,7 @@ class _Fallback:
                 return self.compiled(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - any compiler failure: eager from here on
                 log.warning("MatAnyone 2: torch.compile of %s failed (%s); running it eagerly", self.name,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+                            short_reason(exc))  # fmt: skip
                 self.compiled = None
         return self.eager(*args, **kwargs)
 

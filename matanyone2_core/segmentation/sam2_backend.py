@@ -17,7 +17,6 @@ with the install command. What we add on top of the package:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import importlib
 import importlib.util
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, check_tensor_values, sha256_of
+from ..checkpoint import CheckpointError, check_tensor_values, fetch_to, layout_problems, sha256_of
 from ..engine.validate import check_callable, check_frame, check_frames, check_index, describe, resolve_device
 from .prompts import ObjectPrompt
 
@@ -264,20 +263,7 @@ def _check_layout(
     state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], variant: Sam2Variant, source: str
 ) -> None:
     """Exactly the expected keys and shapes, usable dtypes, finite values; else a CheckpointError naming `source`."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {', '.join(missing[:_SHOWN_KEYS])}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:_SHOWN_KEYS])}")
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatch(es): {', '.join(wrong[:_SHOWN_KEYS])}")
+    problems = layout_problems(state, expected)
     if problems:
         raise CheckpointError(
             f"{source}: not a {variant.label} checkpoint of the official layout "
@@ -471,18 +457,8 @@ def download_sam2_weights(
 
 def _fetch(url: str, fd: int, target: Path, progress: Callable[[int, int | None], None] | None, timeout: float) -> str:
     """Stream `url` into the open temp file `fd`; the SHA-256 of what arrived, after the length check."""
-    digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            declared = response.headers.get("Content-Length")
-            total = int(declared) if declared and declared.isdigit() else None
-            done = 0
-            while block := response.read(1 << 20):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+        digest, done, total = fetch_to(url, fd, progress=progress, timeout=timeout)
     except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else _first_line(exc)
         raise CheckpointError(
@@ -493,7 +469,7 @@ def _fetch(url: str, fd: int, target: Path, progress: Callable[[int, int | None]
         raise CheckpointError(
             f"download of {url} stopped after {done} of {total} bytes; nothing was kept (target {target})"
         )
-    return digest.hexdigest()
+    return digest
 
 
 def _verify_download(path: Path, variant: Sam2Variant, source: str) -> None:

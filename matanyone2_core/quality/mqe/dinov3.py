@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...checkpoint import CHECKPOINT_FLOAT_DTYPES, CheckpointError
+from ...checkpoint import CHECKPOINT_FLOAT_DTYPES, CheckpointError, layout_problems
+from ...checkpoint import read_weights as read_checkpoint_weights
 from ...engine.validate import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -364,35 +365,9 @@ def from_hf_names(state: dict[str, torch.Tensor], config: ViTConfig) -> dict[str
 # ------------------------------------------------------------------------------------------------ loading
 
 
-def short_reason(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened (torch's and safetensors' messages run long)."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
 def read_weights(path: str | Path, *, what: str) -> dict[str, torch.Tensor]:
     """A flat state dict from `.pth` (weights only) or `.safetensors`, or a CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such {what} file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty (an interrupted download?)")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch, pickle, zip and safetensors each raise their own types
-        raise CheckpointError(
-            f"{path}: not a readable {what} file (truncated, corrupted, or not a weights file): {short_reason(exc)}"
-        ) from exc
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):  # fmt: skip
-        raise CheckpointError(f"{path}: expected a flat state dict of tensors, found {type(state).__name__}")
-    return dict(state)
+    return read_checkpoint_weights(path, missing=f"{what} file", unreadable=f"{what} file")
 
 
 def expected_state(config: ViTConfig) -> dict[str, torch.Tensor]:
@@ -423,17 +398,7 @@ def detect_variant(state: dict[str, torch.Tensor], source: str) -> ViTConfig:
 
 def check_layout(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str, what: str) -> None:
     """Strict: the same keys with the same shapes; or a CheckpointError naming the first offending keys."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]  # fmt: skip
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {', '.join(missing[:_SHOWN])}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:_SHOWN])}")
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatch(es): {', '.join(wrong[:_SHOWN])}")
+    problems = layout_problems(state, expected)
     if problems:
         raise CheckpointError(f"{source}: not a {what} of the expected layout: {'; '.join(problems)}")
 

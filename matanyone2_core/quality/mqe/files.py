@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import CheckpointError
+from ...checkpoint import CheckpointError, short_reason
 from ...engine.validate import resolve_device
 from .. import degrade
-from .dinov3 import check_buffers, check_layout, check_values, short_reason
+from .dinov3 import check_buffers, check_layout, check_values
 from .model import MattingQualityEvaluator, MQEConfig
 
 FORMAT = "matanyone2-mqe"

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import CheckpointError
+from ...checkpoint import CheckpointError, short_reason
 from ...engine.validate import resolve_device
 from .data import FolderSources, HeldOut, SyntheticSources, TrainingSamples, cache_matting_predictions, score_markdown
-from .dinov3 import load_dinov3, short_reason
+from .dinov3 import load_dinov3
 from .files import save_evaluator
 from .loss import focal_loss
 from .model import MattingQualityEvaluator, MQEConfig, build_evaluator
