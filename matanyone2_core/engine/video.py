@@ -73,15 +73,9 @@ def matte_video(
     first_mask = check_mask(first_mask, size, name="first_mask")
     anchor = check_index(anchor, name="anchor", count=total)
     keyframes = check_keyframes(keyframes, size, total, anchor=anchor)
-    check_callable(progress, name="progress")
-    check_callable(check_interrupt, name="check_interrupt")
-    if options is None:
-        options = MattingOptions(
-            warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size, long_term=long_term
-        )
-    options = check_options(options)
-    check_kernels(options, size)
-    _check_mode(keyframe_mode, blend, evaluator)
+    options = _checked_settings(options, size, progress, check_interrupt, keyframe_mode, blend, evaluator,
+                                warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
+                                long_term=long_term)  # fmt: skip
 
     alphas = torch.empty(total, height, width, dtype=torch.float32)
     if keyframe_mode == "anchors":
@@ -150,15 +144,9 @@ def matte_objects(
     count = len(anchor_masks)
     anchor = check_index(anchor, name="anchor", count=total)
     keyframes = check_object_keyframes(keyframes, size, total, count, anchor=anchor)
-    check_callable(progress, name="progress")
-    check_callable(check_interrupt, name="check_interrupt")
-    if options is None:
-        options = MattingOptions(
-            warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size, long_term=long_term
-        )
-    options = check_options(options)
-    check_kernels(options, size)
-    _check_mode(keyframe_mode, blend, evaluator)
+    options = _checked_settings(options, size, progress, check_interrupt, keyframe_mode, blend, evaluator,
+                                warmup=warmup, erode=erode, dilate=dilate, max_internal_size=max_internal_size,
+                                long_term=long_term)  # fmt: skip
 
     alphas = torch.empty(count, total, height, width, dtype=torch.float32)
     if keyframe_mode == "anchors":
@@ -191,12 +179,28 @@ def matte_objects(
     return alphas
 
 
-def _check_mode(keyframe_mode: Any, blend: Any, evaluator: Any) -> None:
+def _checked_settings(
+    options: MattingOptions | None,
+    size: tuple[int, int],
+    progress: Any,
+    check_interrupt: Any,
+    keyframe_mode: Any,
+    blend: Any,
+    evaluator: Any,
+    **loose: Any,
+) -> MattingOptions:
+    """The checks `matte_video` and `matte_objects` share: the callbacks, the options (`options`, else the loose
+    keyword settings), the kernels against the frame size, the keyframe mode, blend and evaluator."""
+    check_callable(progress, name="progress")
+    check_callable(check_interrupt, name="check_interrupt")
+    options = check_options(MattingOptions(**loose) if options is None else options)
+    check_kernels(options, size)
     if keyframe_mode not in KEYFRAME_MODES:
         raise ValueError(f"keyframe_mode must be one of {KEYFRAME_MODES}, got {keyframe_mode!r}")
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
     check_callable(evaluator, name="evaluator")
+    return options
 
 
 def _prepared(session: MattingSession, frames: torch.Tensor, order: range, batch: int):
