@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import metrics
-from ..checkpoint import CheckpointError, load_matting_model, sha256_of
+from ..checkpoint import CheckpointError, load_matting_model, sha256_of, short_reason
 from ..cli_matte import ProgressBar
 from ..engine.options import MattingOptions
 from ..engine.validate import check_kernels, resolve_device
@@ -235,8 +235,9 @@ def read_train_state(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch, pickle and zip each raise their own types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable training state (truncated or corrupted?): {reason}") from exc
+        raise CheckpointError(
+            f"{path}: not a readable training state (truncated or corrupted?): {short_reason(exc)}"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a train-matting state file")
     return state
